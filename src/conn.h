@@ -1,0 +1,60 @@
+/*
+ * conn.h - one relayed connection, shared by its controller (relay.c) and
+ * its two pumps (pump.c).  Not for other modules.
+ *
+ * Ownership: the controller creates and frees it.  Each pump writes only its
+ * own direction's counters; fields read across threads are atomics or are
+ * behind end_lock; the fds are closed by the controller after both pumps are
+ * joined, and by nobody else.
+ */
+#ifndef DEYE_CONN_H
+#define DEYE_CONN_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "addr.h"
+#include "conf.h"
+
+enum dir { DIR_UP, DIR_DOWN }; /* up: logger to cloud */
+
+struct tap;
+
+struct conn {
+	uint64_t id;
+	const struct listener_conf *lc;
+	int fd[2];                /* [DIR_UP] = client, [DIR_DOWN] = upstream */
+	char peer[ADDR_STR_MAX];  /* the logger */
+	char upstream[ADDR_STR_MAX];
+	int64_t start_ms;         /* monotonic */
+	time_t start_wall;
+	int64_t tick_ms;          /* socket timeout: how often pumps check */
+	atomic_int_least64_t last_io_ms;
+	atomic_int_least64_t eof_ms; /* first EOF, 0 while none */
+	uint64_t bytes[2];        /* written by the pump of that direction */
+	struct tap *tap;
+
+	pthread_mutex_t end_lock;
+	char end[96];             /* who closed first and why, set once */
+
+	pthread_t controller;
+	struct conn *next;        /* in relay.c's live or done list */
+};
+
+/* Record the first reason the connection ends; later calls are ignored. */
+void conn_end(struct conn *c, const char *who, const char *why);
+/* Shut both sockets down, waking both pumps. */
+void conn_abort(struct conn *c);
+/* Whether the daemon is shutting down. */
+bool relay_stopping(void);
+
+void *pump_run(void *arg); /* arg: struct pump */
+
+struct pump {
+	struct conn *c;
+	enum dir dir;
+};
+
+#endif

@@ -1,0 +1,222 @@
+/*
+ * main.c - command line, start-up and the signal thread.
+ *
+ * Start-up order: configuration (exit 78 on any error), raise the fd limit,
+ * bind the listeners, drop privileges, block signals in every thread, start
+ * the listeners, then wait in sigwait() for SIGTERM/SIGINT.  Shutdown stops
+ * accepting, shuts every live connection down and joins every thread.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "accept.h"
+#include "conf.h"
+#include "log.h"
+#include "relay.h"
+
+#ifndef DEYE_VERSION
+#define DEYE_VERSION "0.1.0"
+#endif
+
+#define SHUTDOWN_MS 3000
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: deye-mitm [-f FILE] [-o KEY=VALUE]... [-n] [-v]... [-q]\n"
+	    "       deye-mitm -V | -h\n"
+	    "\n"
+	    "  -f, --config FILE      configuration file\n"
+	    "  -o, --set KEY=VALUE    set a key; SECTION.KEY for a section's key\n"
+	    "  -n, --check-config     validate, print the effective configuration, exit\n"
+	    "  -v, -q                 more / less logging (repeatable)\n"
+	    "  -V, --version          print the version\n"
+	    "  -h, --help             this help\n"
+	    "\n"
+	    "See deye-mitm(8) and deye-mitm.conf(5).\n");
+}
+
+static void
+raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			log_warn("cannot raise the open file limit");
+	}
+}
+
+static void
+drop_privileges(const char *user)
+{
+	struct passwd *pw;
+
+	if (geteuid() != 0) {
+		log_debug("not root: user = %s not needed", user);
+		return;
+	}
+	errno = 0;
+	if ((pw = getpwnam(user)) == NULL)
+		fatalx(CONF_EXIT, "user '%s': %s", user,
+		    errno ? strerror(errno) : "no such user");
+	if (setgroups(1, &pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 ||
+	    setuid(pw->pw_uid) != 0)
+		fatalx(1, "cannot drop privileges to %s: %s", user, strerror(errno));
+	if (setuid(0) == 0)
+		fatalx(1, "privileges were not dropped");
+	log_info("running as %s", user);
+}
+
+static void
+make_dirs(const struct conf *c)
+{
+	for (size_t i = 0; i < c->nlisteners; i++) {
+		const char *d = c->listeners[i].capture_dir;
+
+		if (d != NULL && mkdir(d, 0750) != 0 && errno != EEXIST)
+			fatalx(1, "[%s] capture_dir %s: %s", c->listeners[i].name, d,
+			    strerror(errno));
+	}
+}
+
+static void
+warn_unfinished(const struct conf *c)
+{
+	for (size_t i = 0; i < c->nlisteners; i++) {
+		const struct listener_conf *lc = &c->listeners[i];
+
+		if (lc->upstream.none || lc->on_upstream_failure == ON_FAILURE_ANSWER)
+			log_warnx("[%s] local mode: the logger's bytes are read and "
+			    "captured, but local time replies are not built yet",
+			    lc->name);
+	}
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"config", required_argument, NULL, 'f'},
+		{"set", required_argument, NULL, 'o'},
+		{"check-config", no_argument, NULL, 'n'},
+		{"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *file = NULL;
+	char **opts = NULL;
+	int nopts = 0, verbose = 0, check = 0, ch, sig;
+	char err[CONF_ERR_MAX];
+	struct conf *c;
+	sigset_t set;
+	unsigned left;
+
+	log_init();
+	if ((opts = calloc((size_t)argc, sizeof *opts)) == NULL)
+		fatalx(1, "out of memory");
+	while ((ch = getopt_long(argc, argv, "f:o:nvqVh", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'f': file = optarg; break;
+		case 'o': opts[nopts++] = optarg; break;
+		case 'n': check = 1; break;
+		case 'v': verbose++; break;
+		case 'q': verbose--; break;
+		case 'V': printf("deye-mitm %s\n", DEYE_VERSION); return 0;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "deye-mitm: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
+		fatalx(1, "libcurl initialisation failed");
+	if ((c = conf_new()) == NULL)
+		fatalx(1, "out of memory");
+	if ((file != NULL && conf_load_file(c, file, err, sizeof err) != 0) ||
+	    conf_load_env(c, err, sizeof err) != 0)
+		goto conf_error;
+	for (int i = 0; i < nopts; i++)
+		if (conf_set_option(c, opts[i], err, sizeof err) != 0)
+			goto conf_error;
+	if (conf_finish(c, err, sizeof err) != 0)
+		goto conf_error;
+	free(opts);
+	log_set_level(c->log_level + verbose);
+	if (check) {
+		conf_print(c, stdout);
+		fprintf(stderr, "configuration OK\n");
+		conf_free(c);
+		curl_global_cleanup();
+		return 0;
+	}
+
+	log_info("deye-mitm %s starting", DEYE_VERSION);
+	raise_fd_limit();
+	if (listeners_open(c, err, sizeof err) != 0)
+		fatalx(1, "%s", err);
+	if (c->user != NULL)
+		drop_privileges(c->user);
+	make_dirs(c);
+	warn_unfinished(c);
+
+	/* Every thread inherits this mask; only sigwait() below sees them. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	relay_init(c->max_connections);
+	if (listeners_start() != 0) {
+		listeners_stop();
+		relay_shutdown(SHUTDOWN_MS);
+		return 1;
+	}
+	for (;;) {
+		if (sigwait(&set, &sig) != 0)
+			continue;
+		if (sig == SIGHUP) {
+			log_info("SIGHUP: nothing to reload; restart to apply changes");
+			continue;
+		}
+		break;
+	}
+	log_info("%s: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	listeners_stop();
+	left = relay_shutdown(SHUTDOWN_MS);
+	if (left > 0) {
+		log_warnx("%u connection(s) did not end in time", left);
+		return 0; /* their threads end with the process */
+	}
+	listeners_free();
+	conf_free(c);
+	curl_global_cleanup();
+	log_info("stopped");
+	return 0;
+
+conf_error:
+	fprintf(stderr, "deye-mitm: %s\n", err);
+	conf_free(c);
+	free(opts);
+	curl_global_cleanup();
+	return CONF_EXIT;
+}

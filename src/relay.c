@@ -1,0 +1,315 @@
+/*
+ * relay.c - connection controllers and the registry of live connections.
+ *
+ * relay_start() registers the connection and starts its controller thread.
+ * The controller resolves and connects upstream (a fresh lookup for every
+ * connection, refusing our own listening addresses), starts one pump per
+ * direction with a small stack, joins both, closes both sockets, logs one
+ * line saying how the connection went, and moves itself to the done list,
+ * where relay_reap() (run by the accept threads) joins it.
+ *
+ * The registry lock guards the lists and each connection's upstream fd
+ * assignment, so relay_shutdown() can shut every live socket down without
+ * racing a close: a controller leaves the live list before closing.
+ */
+#include "relay.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "accept.h"
+#include "conn.h"
+#include "log.h"
+#include "net.h"
+#include "tap.h"
+
+#ifdef DEYE_SANITIZE
+#define STACK_SCALE 8 /* sanitizers need far bigger frames */
+#else
+#define STACK_SCALE 1
+#endif
+#define PUMP_STACK (64 * 1024 * STACK_SCALE)
+#define CONTROLLER_STACK (256 * 1024 * STACK_SCALE) /* getaddrinfo */
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t ended = PTHREAD_COND_INITIALIZER;
+static struct conn *live, *done;
+static long nlive, max_live = 1;
+static atomic_bool stopping;
+static atomic_uint_fast64_t next_id = 1;
+
+void
+relay_init(long max_connections)
+{
+	max_live = max_connections;
+}
+
+bool
+relay_stopping(void)
+{
+	return atomic_load(&stopping);
+}
+
+void
+conn_end(struct conn *c, const char *who, const char *why)
+{
+	pthread_mutex_lock(&c->end_lock);
+	if (c->end[0] == '\0')
+		snprintf(c->end, sizeof c->end, "%s:%s", who, why);
+	pthread_mutex_unlock(&c->end_lock);
+}
+
+void
+conn_abort(struct conn *c)
+{
+	for (int d = 0; d < 2; d++)
+		if (c->fd[d] >= 0)
+			(void)shutdown(c->fd[d], SHUT_RDWR);
+}
+
+static int
+start_thread(pthread_t *t, size_t stack, void *(*fn)(void *), void *arg)
+{
+	pthread_attr_t attr;
+	int r;
+
+	if ((r = pthread_attr_init(&attr)) != 0)
+		return r;
+	r = pthread_attr_setstacksize(&attr, stack);
+	if (r == 0)
+		r = pthread_create(t, &attr, fn, arg);
+	pthread_attr_destroy(&attr);
+	return r;
+}
+
+static void
+connect_upstream(struct conn *c)
+{
+	const struct listener_conf *lc = c->lc;
+	struct sockaddr_storage peer;
+	char err[NET_ERR_MAX];
+	bool timed_out;
+	int fd;
+
+	fd = net_connect(lc->upstream.host, lc->upstream.port,
+	    lc->connect_timeout_ms, &stopping, listener_is_self, &peer,
+	    &timed_out, err, sizeof err);
+	if (fd < 0) {
+		if (relay_stopping()) {
+			conn_end(c, "relay", "shutdown");
+		} else {
+			conn_end(c, "upstream",
+			    timed_out ? "connect-timeout" : "connect-failed");
+			log_warnx("conn %" PRIu64 " [%s]: upstream %s:%u: %s", c->id,
+			    lc->name, lc->upstream.host, lc->upstream.port, err);
+		}
+		return;
+	}
+	addr_format((struct sockaddr *)&peer, c->upstream, sizeof c->upstream);
+	pthread_mutex_lock(&lock);
+	if (relay_stopping()) {
+		close(fd);
+		conn_end(c, "relay", "shutdown");
+	} else {
+		c->fd[DIR_DOWN] = fd;
+	}
+	pthread_mutex_unlock(&lock);
+}
+
+static void
+run_pumps(struct conn *c)
+{
+	struct pump p[2] = {{c, DIR_UP}, {c, DIR_DOWN}};
+	pthread_t t[2];
+	int started = 0, r = 0;
+
+	c->tick_ms = (c->lc->idle_timeout_ms < c->lc->fin_timeout_ms ?
+	    c->lc->idle_timeout_ms : c->lc->fin_timeout_ms) / 10;
+	if (c->tick_ms < 10)
+		c->tick_ms = 10;
+	if (c->tick_ms > 1000)
+		c->tick_ms = 1000;
+	for (int d = 0; d < 2; d++) {
+		if (c->fd[d] >= 0 && net_tune(c->fd[d], c->tick_ms) != 0) {
+			log_warn("conn %" PRIu64 ": socket options", c->id);
+			conn_end(c, "relay", "setsockopt");
+			return;
+		}
+	}
+	atomic_store(&c->last_io_ms, net_now_ms());
+	c->tap = tap_open(c->lc, c->id, c->start_wall);
+	/* Without an upstream only the logger's side is read. */
+	for (; started < (c->fd[DIR_DOWN] >= 0 ? 2 : 1); started++) {
+		r = start_thread(&t[started], PUMP_STACK, pump_run, &p[started]);
+		if (r != 0)
+			break;
+	}
+	if (r != 0) {
+		errno = r;
+		log_warn("conn %" PRIu64 ": cannot start pump thread", c->id);
+		conn_end(c, "relay", "no-thread");
+		conn_abort(c);
+	}
+	for (int i = 0; i < started; i++)
+		pthread_join(t[i], NULL);
+}
+
+static void *
+controller_run(void *arg)
+{
+	struct conn *c = arg;
+	const struct listener_conf *lc = c->lc;
+	double secs;
+
+	bool local = lc->upstream.none;
+
+	if (!local) {
+		connect_upstream(c);
+		if (c->fd[DIR_DOWN] < 0 && !relay_stopping() &&
+		    lc->on_upstream_failure == ON_FAILURE_ANSWER) {
+			log_info("conn %" PRIu64 " [%s]: upstream unreachable, "
+			    "carrying on locally", c->id, lc->name);
+			local = true;
+		}
+	}
+	if (c->fd[DIR_DOWN] >= 0 || local)
+		run_pumps(c);
+
+	pthread_mutex_lock(&lock);
+	for (struct conn **pp = &live; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	}
+	nlive--;
+	pthread_mutex_unlock(&lock);
+
+	for (int d = 0; d < 2; d++)
+		if (c->fd[d] >= 0)
+			close(c->fd[d]);
+	tap_close(c->tap);
+	secs = (double)(net_now_ms() - c->start_ms) / 1000.0;
+	log_info("closed conn=%" PRIu64 " listener=%s peer=%s upstream=%s "
+	    "duration=%.3fs up=%" PRIu64 " down=%" PRIu64 " end=%s",
+	    c->id, lc->name, c->peer, c->upstream[0] ? c->upstream : "-", secs,
+	    c->bytes[DIR_UP], c->bytes[DIR_DOWN],
+	    c->end[0] ? c->end : "relay:unknown");
+
+	pthread_mutex_lock(&lock);
+	c->next = done;
+	done = c;
+	pthread_cond_broadcast(&ended);
+	pthread_mutex_unlock(&lock);
+	return NULL;
+}
+
+int
+relay_start(const struct listener_conf *lc, int fd, const struct sockaddr *peer)
+{
+	struct conn *c;
+	int r;
+
+	pthread_mutex_lock(&lock);
+	if (nlive >= max_live) {
+		pthread_mutex_unlock(&lock);
+		close(fd);
+		return -1;
+	}
+	nlive++;
+	pthread_mutex_unlock(&lock);
+
+	if ((c = calloc(1, sizeof *c)) == NULL) {
+		log_warnx("[%s]: out of memory for a connection", lc->name);
+		goto fail;
+	}
+	c->id = atomic_fetch_add(&next_id, 1);
+	c->lc = lc;
+	c->fd[DIR_UP] = fd;
+	c->fd[DIR_DOWN] = -1;
+	c->start_ms = net_now_ms();
+	c->start_wall = time(NULL);
+	addr_format(peer, c->peer, sizeof c->peer);
+	pthread_mutex_init(&c->end_lock, NULL);
+	log_debug("open conn=%" PRIu64 " listener=%s peer=%s", c->id, lc->name,
+	    c->peer);
+
+	pthread_mutex_lock(&lock);
+	c->next = live;
+	live = c;
+	r = start_thread(&c->controller, CONTROLLER_STACK, controller_run, c);
+	if (r != 0) {
+		live = c->next;
+		pthread_mutex_unlock(&lock);
+		errno = r;
+		log_warn("[%s]: cannot start a connection thread", lc->name);
+		pthread_mutex_destroy(&c->end_lock);
+		free(c);
+		goto fail;
+	}
+	pthread_mutex_unlock(&lock);
+	return 0;
+fail:
+	close(fd);
+	pthread_mutex_lock(&lock);
+	nlive--;
+	pthread_mutex_unlock(&lock);
+	return 0;
+}
+
+void
+relay_reap(void)
+{
+	struct conn *list;
+
+	pthread_mutex_lock(&lock);
+	list = done;
+	done = NULL;
+	pthread_mutex_unlock(&lock);
+	while (list != NULL) {
+		struct conn *next = list->next;
+
+		pthread_join(list->controller, NULL);
+		pthread_mutex_destroy(&list->end_lock);
+		free(list);
+		list = next;
+	}
+}
+
+unsigned
+relay_shutdown(int64_t timeout_ms)
+{
+	int64_t deadline = net_now_ms() + timeout_ms;
+	unsigned left;
+
+	pthread_mutex_lock(&lock);
+	atomic_store(&stopping, true);
+	for (struct conn *c = live; c != NULL; c = c->next) {
+		conn_end(c, "relay", "shutdown");
+		conn_abort(c);
+	}
+	while (nlive > 0) {
+		int64_t ms = deadline - net_now_ms();
+		struct timespec ts;
+
+		if (ms <= 0)
+			break;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += ms / 1000;
+		ts.tv_nsec += (ms % 1000) * 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&ended, &lock, &ts);
+	}
+	left = (unsigned)nlive;
+	pthread_mutex_unlock(&lock);
+	relay_reap();
+	return left;
+}
