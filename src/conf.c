@@ -15,6 +15,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <pwd.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +29,8 @@ enum scope { S_GLOBAL, S_HEC, S_LISTENER };
 
 enum type {
 	T_STR,      /* char *; "" unsets an optional string */
-	T_PATH,     /* char *, never empty */
+	T_NONEMPTY, /* char *, never empty */
+	T_USER,     /* a user name that exists here */
 	T_SECRET,   /* char *, printed as *** */
 	T_SECRETFILE, /* path whose first line becomes the token */
 	T_URL,      /* HEC URL */
@@ -74,18 +76,18 @@ static const char *const failure_names[] = {"close", "answer", NULL};
 
 static const struct key keys[] = {
 	{S_GLOBAL, "log_level", T_ENUM, G(log_level), "info", 0, 0, level_names, NULL},
-	{S_GLOBAL, "state_dir", T_PATH, G(state_dir), "./deye-mitm-state", 0, 0, NULL, NULL},
-	{S_GLOBAL, "events", T_PATH, G(events), "stdout", 0, 0, NULL, NULL},
+	{S_GLOBAL, "state_dir", T_NONEMPTY, G(state_dir), "./deye-mitm-state", 0, 0, NULL, NULL},
+	{S_GLOBAL, "events", T_NONEMPTY, G(events), "stdout", 0, 0, NULL, NULL},
 	{S_GLOBAL, "max_connections", T_LONG, G(max_connections), "512", 1, 10000, NULL, NULL},
 	{S_GLOBAL, "allow", T_ALLOW, G(allow), DEFAULT_ALLOW, 0, 0, NULL, NULL},
-	{S_GLOBAL, "user", T_STR, G(user), NULL, 0, 0, NULL, NULL},
+	{S_GLOBAL, "user", T_USER, G(user), NULL, 0, 0, NULL, NULL},
 
 	{S_HEC, "url", T_URL, H(url), NULL, 0, 0, NULL, "DEYE_SPLUNK_HEC_URL"},
 	{S_HEC, "token", T_SECRET, H(token), NULL, 0, 0, NULL, "DEYE_SPLUNK_HEC_TOKEN"},
 	{S_HEC, "token_file", T_SECRETFILE, H(token_file), NULL, 0, 0, NULL, NULL},
 	{S_HEC, "index", T_STR, H(index), NULL, 0, 0, NULL, "DEYE_SPLUNK_HEC_INDEX"},
-	{S_HEC, "sourcetype", T_STR, H(sourcetype), "_json", 0, 0, NULL, "DEYE_SPLUNK_HEC_SOURCETYPE"},
-	{S_HEC, "source", T_STR, H(source), "deye-mitm", 0, 0, NULL, NULL},
+	{S_HEC, "sourcetype", T_NONEMPTY, H(sourcetype), "_json", 0, 0, NULL, "DEYE_SPLUNK_HEC_SOURCETYPE"},
+	{S_HEC, "source", T_NONEMPTY, H(source), "deye-mitm", 0, 0, NULL, NULL},
 	{S_HEC, "host", T_STR, H(host), NULL, 0, 0, NULL, NULL},
 	{S_HEC, "ca_file", T_STR, H(ca_file), NULL, 0, 0, NULL, "DEYE_SPLUNK_HEC_CA_FILE"},
 	{S_HEC, "insecure", T_BOOL, H(insecure), "no", 0, 0, NULL, "DEYE_SPLUNK_HEC_INSECURE"},
@@ -104,7 +106,7 @@ static const struct key keys[] = {
 	{S_LISTENER, "on_upstream_failure", T_ENUM, L(on_upstream_failure), "close", 0, 0, failure_names, NULL},
 	{S_LISTENER, "tz_offset", T_TZ, L(tz_offset), "auto", 0, 0, NULL, NULL},
 	{S_LISTENER, "capture_dir", T_STR, L(capture_dir), NULL, 0, 0, NULL, NULL},
-	{S_LISTENER, "spool_dir", T_PATH, L(spool_dir), "/var/spool/envoy", 0, 0, NULL, NULL},
+	{S_LISTENER, "spool_dir", T_NONEMPTY, L(spool_dir), "/var/spool/envoy", 0, 0, NULL, NULL},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -333,12 +335,18 @@ key_set(const struct key *k, void *base, const char *v, char *err, size_t errlen
 	switch (k->type) {
 	case T_STR:
 		return replace_str(field, v[0] != '\0' ? v : NULL, err, errlen);
-	case T_PATH:
+	case T_NONEMPTY:
 		if (v[0] == '\0') {
 			snprintf(err, errlen, "'%s' needs a value", k->name);
 			return -1;
 		}
 		return replace_str(field, v, err, errlen);
+	case T_USER:
+		if (v[0] != '\0' && getpwnam(v) == NULL) {
+			snprintf(err, errlen, "user '%s' does not exist", v);
+			return -1;
+		}
+		return replace_str(field, v[0] != '\0' ? v : NULL, err, errlen);
 	case T_SECRET:
 		return replace_str(field, v[0] != '\0' ? v : NULL, err, errlen);
 	case T_SECRETFILE: {
@@ -481,7 +489,8 @@ key_format(const struct key *k, const void *base, char *buf, size_t len)
 	buf[0] = '\0';
 	switch (k->type) {
 	case T_STR:
-	case T_PATH:
+	case T_NONEMPTY:
+	case T_USER:
 	case T_URL:
 	case T_SECRETFILE: {
 		const char *s = *(char *const *)field;
@@ -562,7 +571,8 @@ free_fields(enum scope scope, void *base)
 		if (k->scope != scope)
 			continue;
 		switch (k->type) {
-		case T_STR: case T_PATH: case T_SECRET: case T_SECRETFILE: case T_URL:
+		case T_STR: case T_NONEMPTY: case T_USER: case T_SECRET:
+		case T_SECRETFILE: case T_URL:
 			free(*(char **)field);
 			*(char **)field = NULL;
 			break;

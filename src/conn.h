@@ -43,7 +43,11 @@ struct conn {
 	struct conn *next;        /* in relay.c's live or done list */
 };
 
-/* Record the first reason the connection ends; later calls are ignored. */
+/*
+ * Record who ended the connection first and why ("client:eof"); after a
+ * half-close, the cause that ended the other half is appended once
+ * ("client:eof+relay:fin-timeout").  Other later calls are ignored.
+ */
 void conn_end(struct conn *c, const char *who, const char *why);
 /* Shut both sockets down, waking both pumps. */
 void conn_abort(struct conn *c);

@@ -69,10 +69,8 @@ drop_privileges(const char *user)
 		log_debug("not root: user = %s not needed", user);
 		return;
 	}
-	errno = 0;
-	if ((pw = getpwnam(user)) == NULL)
-		fatalx(CONF_EXIT, "user '%s': %s", user,
-		    errno ? strerror(errno) : "no such user");
+	if ((pw = getpwnam(user)) == NULL) /* checked by conf, gone since */
+		fatalx(CONF_EXIT, "user '%s' does not exist", user);
 	if (setgroups(1, &pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 ||
 	    setuid(pw->pw_uid) != 0)
 		fatalx(1, "cannot drop privileges to %s: %s", user, strerror(errno));
@@ -214,7 +212,7 @@ main(int argc, char **argv)
 	return 0;
 
 conf_error:
-	fprintf(stderr, "deye-mitm: %s\n", err);
+	fprintf(stderr, "%s\n", err);
 	conf_free(c);
 	free(opts);
 	curl_global_cleanup();

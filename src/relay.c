@@ -58,9 +58,17 @@ relay_stopping(void)
 void
 conn_end(struct conn *c, const char *who, const char *why)
 {
+	size_t n;
+
 	pthread_mutex_lock(&c->end_lock);
-	if (c->end[0] == '\0')
+	n = strlen(c->end);
+	if (n == 0) {
 		snprintf(c->end, sizeof c->end, "%s:%s", who, why);
+	} else if (strcmp(why, "eof") != 0 && strchr(c->end, '+') == NULL &&
+	    n > 4 && strcmp(c->end + n - 4, ":eof") == 0) {
+		/* After a half-close, also say what ended the other half. */
+		snprintf(c->end + n, sizeof c->end - n, "+%s:%s", who, why);
+	}
 	pthread_mutex_unlock(&c->end_lock);
 }
 
@@ -187,7 +195,6 @@ controller_run(void *arg)
 			break;
 		}
 	}
-	nlive--;
 	pthread_mutex_unlock(&lock);
 
 	for (int d = 0; d < 2; d++)
@@ -202,8 +209,10 @@ controller_run(void *arg)
 	    c->end[0] ? c->end : "relay:unknown");
 
 	pthread_mutex_lock(&lock);
+	/* Counted live until here, so shutdown waits for the log line too. */
 	c->next = done;
 	done = c;
+	nlive--;
 	pthread_cond_broadcast(&ended);
 	pthread_mutex_unlock(&lock);
 	return NULL;

@@ -1,0 +1,219 @@
+"""Black-box harness: the real deye-mitm binary between test clients and test
+servers, all on 127.0.0.1.
+
+Daemon starts ./deye-mitm (or $DEYE_MITM) with listen port 0 and reads the
+bound port from its log; servers are small threaded TCP servers written here.
+Every daemon is stopped with SIGTERM and must exit 0 with no sanitizer report.
+"""
+import os
+import re
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.environ.get("DEYE_MITM", os.path.join(ROOT, "deye-mitm"))
+SANITIZED = bool(os.environ.get("DEYE_SANITIZE"))
+# Sanitized builds are slower: stretch every wait.
+SLOW = 4.0 if SANITIZED else 1.0
+
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                   "WARNING: ThreadSanitizer", "runtime error:",
+                   "ERROR: ThreadSanitizer")
+
+
+def wait_for(pred, timeout, step=0.02):
+    """Poll pred() until it is true or timeout seconds passed."""
+    end = time.monotonic() + timeout * SLOW
+    while time.monotonic() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    return pred()
+
+
+class Daemon:
+    """One deye-mitm process; options are -o KEY=VALUE strings."""
+
+    def __init__(self, *opts, config=None, env=None, upstream=None,
+                 listen="127.0.0.1:0", extra_args=()):
+        self.dir = tempfile.TemporaryDirectory(prefix="deye-bb-")
+        args = [BIN]
+        if config is not None:
+            path = os.path.join(self.dir.name, "test.conf")
+            with open(path, "w") as f:
+                f.write(config)
+            args += ["-f", path]
+        args += ["-o", "state_dir=" + os.path.join(self.dir.name, "state")]
+        if listen is not None:
+            args += ["-o", "deye.listen=" + listen]
+        if upstream is not None:
+            args += ["-o", "deye.upstream=" + upstream]
+        for o in opts:
+            args += ["-o", o]
+        args += list(extra_args)
+        self.errpath = os.path.join(self.dir.name, "stderr.log")
+        self.err = open(self.errpath, "wb")
+        e = dict(os.environ)
+        e.pop("JOURNAL_STREAM", None)
+        for k in list(e):
+            if k.startswith("DEYE_SPLUNK_"):
+                del e[k]
+        e.setdefault("ASAN_OPTIONS", "detect_leaks=1")
+        e.setdefault("TSAN_OPTIONS", "halt_on_error=0 second_deadlock_stack=1")
+        e.update(env or {})
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL,
+                                     stderr=self.err, env=e, cwd=self.dir.name)
+        self.ports = {}
+        self.stopped = False
+
+    def log(self):
+        with open(self.errpath, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def wait_log(self, pattern, timeout=5.0):
+        """Wait until the log matches pattern; return the match."""
+        rx = re.compile(pattern)
+        m = wait_for(lambda: rx.search(self.log()), timeout)
+        if not m:
+            raise AssertionError("log never matched %r:\n%s" % (pattern, self.log()))
+        return m
+
+    def wait_count(self, text, n, timeout=5.0):
+        """Wait until text occurs at least n times in the log."""
+        if not wait_for(lambda: self.log().count(text) >= n, timeout):
+            raise AssertionError("%r seen %d times, not %d:\n%s" % (
+                text, self.log().count(text), n, self.log()))
+
+    def port(self, listener="deye"):
+        if listener not in self.ports:
+            m = self.wait_log(r"\[%s\] listening on [^ ]*:(\d+)" % re.escape(listener))
+            self.ports[listener] = int(m.group(1))
+        return self.ports[listener]
+
+    def connect(self, listener="deye", timeout=10.0):
+        s = socket.create_connection(("127.0.0.1", self.port(listener)),
+                                     timeout=timeout * SLOW)
+        return s
+
+    def threads(self):
+        return len(os.listdir("/proc/%d/task" % self.proc.pid))
+
+    def stop(self, timeout=5.0):
+        """SIGTERM; returns (exit status, seconds taken)."""
+        if self.stopped:
+            return self.proc.returncode, 0.0
+        t0 = time.monotonic()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout * SLOW)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            rc = "hung"
+        self.stopped = True
+        self.err.close()
+        return rc, time.monotonic() - t0
+
+    def sanitizer_report(self):
+        log = self.log()
+        return any(m in log for m in SANITIZER_MARKS)
+
+    def close(self):
+        self.stop()
+        self.dir.cleanup()
+
+
+def run(args, env=None, input=None):
+    """Run deye-mitm to completion (for -n, -h, config errors)."""
+    e = dict(os.environ)
+    for k in list(e):
+        if k.startswith("DEYE_SPLUNK_"):
+            del e[k]
+    e.update(env or {})
+    return subprocess.run([BIN] + args, capture_output=True, env=e,
+                          input=input, timeout=30 * SLOW)
+
+
+class Server:
+    """A threaded TCP server on 127.0.0.1; handler(conn) runs per connection."""
+
+    def __init__(self, handler, backlog=128):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(backlog)
+        self.port = self.sock.getsockname()[1]
+        self.addr = "127.0.0.1:%d" % self.port
+        self.handler = handler
+        self.accepted = 0
+        self.errors = []
+        self.threads = []
+        self.lock = threading.Lock()
+        self.closing = False
+        self.t = threading.Thread(target=self._loop, daemon=True)
+        self.t.start()
+
+    def _loop(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            if self.closing:
+                c.close()
+                return
+            with self.lock:
+                self.accepted += 1
+            t = threading.Thread(target=self._run, args=(c,), daemon=True)
+            self.threads.append(t)
+            t.start()
+
+    def _run(self, c):
+        try:
+            self.handler(c)
+        except Exception as e:  # recorded, asserted by tests that care
+            self.errors.append(e)
+        finally:
+            try:
+                c.close()
+            except OSError:
+                pass
+
+    def close(self):
+        self.closing = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+
+
+def recv_all(s, limit=None):
+    """Read until EOF (or limit bytes); returns bytes."""
+    out = bytearray()
+    while limit is None or len(out) < limit:
+        try:
+            b = s.recv(65536)
+        except ConnectionResetError:
+            break
+        if not b:
+            break
+        out += b
+    return bytes(out)
+
+
+def echo_handler(c):
+    """Echo until EOF, then pass the EOF on."""
+    while True:
+        b = c.recv(65536)
+        if not b:
+            break
+        c.sendall(b)
+    c.shutdown(socket.SHUT_WR)
+    recv_all(c)
