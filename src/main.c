@@ -66,7 +66,7 @@ drop_privileges(const char *user)
 	struct passwd *pw;
 
 	if (geteuid() != 0) {
-		log_debug("not root: user = %s not needed", user);
+		log_info("not started as root: user = %s not needed", user);
 		return;
 	}
 	if ((pw = getpwnam(user)) == NULL) /* checked by conf, gone since */
