@@ -133,14 +133,24 @@ main(int argc, char **argv)
 		case 'n': check = 1; break;
 		case 'v': verbose++; break;
 		case 'q': verbose--; break;
-		case 'V': printf("deye-mitm %s\n", DEYE_VERSION); return 0;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case 'V':
+			printf("deye-mitm %s\n", DEYE_VERSION);
+			free(opts);
+			return 0;
+		case 'h':
+			usage(stdout);
+			free(opts);
+			return 0;
+		default:
+			usage(stderr);
+			free(opts);
+			return 2;
 		}
 	}
 	if (optind != argc) {
 		fprintf(stderr, "deye-mitm: unexpected argument '%s'\n", argv[optind]);
 		usage(stderr);
+		free(opts);
 		return 2;
 	}
 

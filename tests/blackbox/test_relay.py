@@ -153,6 +153,33 @@ class TestTransfer(RelayTest):
                 self.assertEqual(f.read(), b"\xa5hello")
 
 
+class TestIPv6(RelayTest):
+    def test_dual_stack_listener_and_ipv6_upstream(self):
+        def echo6(c):
+            echo_handler(c)
+        srv = socket.socket(socket.AF_INET6)
+        srv.bind(("::1", 0))
+        srv.listen(8)
+        port = srv.getsockname()[1]
+
+        def loop():
+            c, _ = srv.accept()
+            with c:
+                echo6(c)
+        t = threading.Thread(target=loop, daemon=True)
+        t.start()
+        d = self.daemon(listen="[::]:0", upstream="[::1]:%d" % port)
+        d.wait_log(r"\[deye\] listening on \[::\]:\d+")
+        # An IPv4 peer on the dual-stack listener matches 127.0.0.0/8 and
+        # is logged as IPv4.
+        s = socket.create_connection(("127.0.0.1", d.port()), timeout=5)
+        s.sendall(b"six")
+        self.assertEqual(recv_all(s, 3), b"six")
+        s.close()
+        d.wait_log(r"closed conn=1 .*peer=127\.0\.0\.1:\d+ upstream=\[::1\]:%d " % port)
+        srv.close()
+
+
 class TestUpstreamFailures(RelayTest):
     def test_upstream_refused(self):
         s0 = socket.socket()
