@@ -1,0 +1,13 @@
+/* suites.h - the Check suites that check_main.c runs. */
+#ifndef DEYE_TEST_SUITES_H
+#define DEYE_TEST_SUITES_H
+
+#include <check.h>
+
+Suite *conf_suite(void);
+Suite *addr_suite(void);
+
+/* Frees what conf_suite() allocated to build its data-driven cases. */
+void conf_suite_cleanup(void);
+
+#endif
