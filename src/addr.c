@@ -11,6 +11,7 @@
 #include "addr.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -23,7 +24,7 @@ int
 addr_split(const char *s, char *host, size_t hostlen, uint16_t *port,
     bool allow_zero, char *err, size_t errlen)
 {
-	const char *p, *colon;
+	const char *in = s, *p, *colon;
 	size_t hl;
 	char *end;
 	long v;
@@ -51,17 +52,17 @@ addr_split(const char *s, char *host, size_t hostlen, uint16_t *port,
 		hl = (size_t)(colon - s);
 	}
 	if (hl == 0 || hl >= hostlen) {
-		snprintf(err, errlen, "'%s': %s host", s,
+		snprintf(err, errlen, "'%s': %s host", in,
 		    hl == 0 ? "missing" : "overlong");
 		return -1;
 	}
 	memcpy(host, s, hl);
 	host[hl] = '\0';
+	/* Digits only: strtol() alone would skip blanks and take a sign. */
 	errno = 0;
 	v = strtol(colon + 1, &end, 10);
-	if (colon[1] == '\0' || *end != '\0' || errno != 0 || v < 0 ||
-	    v > 65535 || (v == 0 && !allow_zero) || colon[1] == '+' ||
-	    colon[1] == '-' || colon[1] == ' ') {
+	if (!isdigit((unsigned char)colon[1]) || *end != '\0' || errno != 0 ||
+	    v > 65535 || (v == 0 && !allow_zero)) {
 		snprintf(err, errlen, "'%s': port must be a number from %d to 65535",
 		    colon + 1, allow_zero ? 0 : 1);
 		return -1;

@@ -298,8 +298,19 @@ read_secret_file(const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "'%s': %s", path, strerror(errno));
 		return NULL;
 	}
-	if (fgets(line, sizeof line, f) == NULL)
+	if (fgets(line, sizeof line, f) == NULL) {
+		if (ferror(f)) {
+			snprintf(err, errlen, "'%s': %s", path, strerror(errno));
+			fclose(f);
+			return NULL;
+		}
 		line[0] = '\0';
+	}
+	if (strchr(line, '\n') == NULL && !feof(f)) {
+		snprintf(err, errlen, "'%s': the token is too long", path);
+		fclose(f);
+		return NULL;
+	}
 	fclose(f);
 	n = strcspn(line, "\r\n");
 	line[n] = '\0';
@@ -746,7 +757,8 @@ int
 conf_load_file(struct conf *c, const char *path, char *err, size_t errlen)
 {
 	FILE *f = fopen(path, "re");
-	char buf[4096], section[64] = "", where[300];
+	/* A line of up to 4095 characters, its '\n' and the NUL. */
+	char buf[4095 + 2], section[64] = "", where[300];
 	struct seen *seen = NULL;
 	size_t nseen = 0;
 	unsigned lineno = 0;

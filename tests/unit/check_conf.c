@@ -406,7 +406,6 @@ static const struct {
 	{"hec.index=solar", "hec.index", "solar"},
 	{"hec.index=a=b", "hec.index", "a=b"},
 	{"hec.sourcetype=deye:json", "hec.sourcetype", "deye:json"},
-	{"hec.source=", "hec.source", ""},
 	{"hec.host=box1", "hec.host", "box1"},
 	{"hec.ca_file=/etc/ca.pem", "hec.ca_file", "/etc/ca.pem"},
 	{"hec.insecure=yes", "hec.insecure", "yes"},
@@ -494,6 +493,10 @@ static const struct {
 	    "-o a2345678901234567890123456789012.protocol: "
 	    "bad section name 'a2345678901234567890123456789012'"},
 	{"deye.=x", "-o deye.: unknown key ''"},
+	/* values checked when set */
+	{"hec.source=", "-o hec.source: 'source' needs a value"},
+	{"hec.sourcetype=", "-o hec.sourcetype: 'sourcetype' needs a value"},
+	{"user=no-such-user-here", "-o user: user 'no-such-user-here' does not exist"},
 	/* unknown keys and wrong scopes */
 	{"lisen=0.0.0.0:1", "-o lisen: unknown key 'lisen'"},
 	{"deye.lisen=0.0.0.0:1", "-o deye.lisen: unknown key 'lisen'"},
