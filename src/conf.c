@@ -785,13 +785,15 @@ conf_load_file(struct conf *c, const char *path, char *err, size_t errlen)
 			size_t n = strlen(line);
 			char name[64];
 
-			if (line[n - 1] != ']' || n - 2 >= sizeof name) {
+			if (line[n - 1] != ']') {
 				snprintf(err, errlen, "%s: expected [section]", where);
 				goto out;
 			}
-			memcpy(name, line + 1, n - 2);
-			name[n - 2] = '\0';
-			if (!valid_section_name(name)) {
+			if (n - 2 < sizeof name) {
+				memcpy(name, line + 1, n - 2);
+				name[n - 2] = '\0';
+			}
+			if (n - 2 >= sizeof name || !valid_section_name(name)) {
 				snprintf(err, errlen,
 				    "%s: section names are 1 to 31 letters, digits, '_' or '-'",
 				    where);
@@ -964,7 +966,13 @@ print_scope(FILE *f, enum scope scope, const void *base)
 		if (keys[i].scope != scope)
 			continue;
 		key_format(&keys[i], base, v, sizeof v);
-		fprintf(f, "%s = %s\n", keys[i].name, v);
+		size_t n = strlen(v);
+		/* Quote what would not read back the same: outer blanks, quotes. */
+		if (n > 0 && (isspace((unsigned char)v[0]) ||
+		    isspace((unsigned char)v[n - 1]) || v[0] == '"'))
+			fprintf(f, "%s = \"%s\"\n", keys[i].name, v);
+		else
+			fprintf(f, "%s = %s\n", keys[i].name, v);
 	}
 }
 
