@@ -22,6 +22,7 @@
 
 #include "accept.h"
 #include "conf.h"
+#include "decode.h"
 #include "log.h"
 #include "relay.h"
 
@@ -36,16 +37,41 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: deye-mitm [-f FILE] [-o KEY=VALUE]... [-n] [-v]... [-q]\n"
+	    "       deye-mitm --decode [FILE|-]\n"
 	    "       deye-mitm -V | -h\n"
 	    "\n"
 	    "  -f, --config FILE      configuration file\n"
 	    "  -o, --set KEY=VALUE    set a key; SECTION.KEY for a section's key\n"
 	    "  -n, --check-config     validate, print the effective configuration, exit\n"
 	    "  -v, -q                 more / less logging (repeatable)\n"
+	    "  --decode [FILE|-]      decode captured frames (hex lines or raw bytes)\n"
+	    "                         to one JSON event per line on stdout, exit\n"
 	    "  -V, --version          print the version\n"
 	    "  -h, --help             this help\n"
 	    "\n"
 	    "See deye-mitm(8) and deye-mitm.conf(5).\n");
+}
+
+/* deye-mitm --decode [FILE|-] */
+static int
+decode_main(int argc, char **argv)
+{
+	const char *path = argc > 2 ? argv[2] : "-";
+	FILE *in = stdin;
+	int status;
+
+	if (argc > 3) {
+		usage(stderr);
+		return 2;
+	}
+	if (strcmp(path, "-") != 0 && (in = fopen(path, "rbe")) == NULL) {
+		fprintf(stderr, "%s: %s\n", path, strerror(errno));
+		return 1;
+	}
+	status = decode_run(in, strcmp(path, "-") == 0 ? "stdin" : path, stdout);
+	if (in != stdin)
+		fclose(in);
+	return status;
 }
 
 static void
@@ -124,6 +150,8 @@ main(int argc, char **argv)
 	unsigned left;
 
 	log_init();
+	if (argc > 1 && strcmp(argv[1], "--decode") == 0)
+		return decode_main(argc, argv);
 	if ((opts = calloc((size_t)argc, sizeof *opts)) == NULL)
 		fatalx(1, "out of memory");
 	while ((ch = getopt_long(argc, argv, "f:o:nvqVh", longopts, NULL)) != -1) {

@@ -1,0 +1,31 @@
+/*
+ * solarman_event.h - one JSON event per validated Solarman V5 frame, with
+ * the keys of SPEC.md and PROTOCOL.md.  Pure: no I/O, no logging.
+ */
+#ifndef DEYE_SOLARMAN_EVENT_H
+#define DEYE_SOLARMAN_EVENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "event.h"
+
+/*
+ * The event for frame (as delivered by solarman_stream_feed).  *time_ms
+ * receives the record's own time (logger time: total working time + offset,
+ * or the server time of a reply) or, without one, m->received_ms.
+ */
+json_t *solarman_event(const uint8_t *frame, size_t len,
+    const struct event_meta *m, int64_t *time_ms);
+
+/* Whether a frame type is a server's answer (request type - 0x30). */
+bool solarman_is_reply(uint8_t type);
+
+/* The event for a stream that is not Solarman V5 at all (TLS, say). */
+json_t *solarman_undecodable_event(const uint8_t *head, size_t n,
+    const struct event_meta *m);
+
+#endif
