@@ -23,7 +23,9 @@
 #include "accept.h"
 #include "conf.h"
 #include "decode.h"
+#include "event.h"
 #include "log.h"
+#include "outbox.h"
 #include "relay.h"
 
 #ifndef DEYE_VERSION
@@ -221,10 +223,14 @@ main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	event_ids_init();
+	if (outbox_start(c) != 0)
+		return 1;
 	relay_init(c->max_connections);
 	if (listeners_start() != 0) {
 		listeners_stop();
 		relay_shutdown(SHUTDOWN_MS);
+		outbox_stop();
 		return 1;
 	}
 	for (;;) {
@@ -239,6 +245,7 @@ main(int argc, char **argv)
 	log_info("%s: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
 	listeners_stop();
 	left = relay_shutdown(SHUTDOWN_MS);
+	outbox_stop();
 	if (left > 0) {
 		log_warnx("%u connection(s) did not end in time", left);
 		return 0; /* their threads end with the process */

@@ -24,8 +24,10 @@
 
 #include "accept.h"
 #include "conn.h"
+#include "event.h"
 #include "log.h"
 #include "net.h"
+#include "outbox.h"
 #include "tap.h"
 
 #ifdef DEYE_SANITIZE
@@ -150,7 +152,7 @@ run_pumps(struct conn *c)
 		}
 	}
 	atomic_store(&c->last_io_ms, net_now_ms());
-	c->tap = tap_open(c->lc, c->id, c->start_wall);
+	c->tap = tap_open(c->lc, c->id, c->peer, c->start_wall);
 	/* Without an upstream only the logger's side is read. */
 	for (; started < (c->fd[DIR_DOWN] >= 0 ? 2 : 1); started++) {
 		r = start_thread(&t[started], PUMP_STACK, pump_run, &p[started]);
@@ -165,6 +167,27 @@ run_pumps(struct conn *c)
 	}
 	for (int i = 0; i < started; i++)
 		pthread_join(t[i], NULL);
+}
+
+/* The connection's summary as an event, for every protocol. */
+static void
+connection_event(const struct conn *c, double secs)
+{
+	struct event_meta m = {.listener = c->lc->name, .conn_id = c->id,
+	    .peer = c->peer, .direction = DIR_UP, .received_ms = event_now_ms()};
+	json_t *ev;
+
+	event_id_new(&m);
+	if ((ev = event_new("connection", &m)) == NULL)
+		return;
+	json_object_set_new(ev, "conn.upstream",
+	    json_string(c->upstream[0] ? c->upstream : "-"));
+	json_object_set_new(ev, "conn.duration_s", json_real(secs));
+	json_object_set_new(ev, "conn.bytes_up", json_integer((json_int_t)c->bytes[DIR_UP]));
+	json_object_set_new(ev, "conn.bytes_down",
+	    json_integer((json_int_t)c->bytes[DIR_DOWN]));
+	json_object_set_new(ev, "conn.end", json_string(c->end[0] ? c->end : "relay:unknown"));
+	outbox_put(ev, m.received_ms);
 }
 
 static void *
@@ -207,6 +230,8 @@ controller_run(void *arg)
 	    c->id, lc->name, c->peer, c->upstream[0] ? c->upstream : "-", secs,
 	    c->bytes[DIR_UP], c->bytes[DIR_DOWN],
 	    c->end[0] ? c->end : "relay:unknown");
+
+	connection_event(c, secs);
 
 	pthread_mutex_lock(&lock);
 	/* Counted live until here, so shutdown waits for the log line too. */

@@ -1,37 +1,152 @@
 /*
- * tap.c - the listener's protocol tap.  Protocol decoders plug in here; the
- * raw tap, which every listener has, captures bytes when capture_dir is set.
+ * tap.c - the listener's protocol tap: capture (any protocol, when
+ * capture_dir is set) and the Solarman V5 decoder.
+ *
+ * Each direction has its own decoder state, touched only by that
+ * direction's pump, so there is no lock.  The one cross-direction flag,
+ * "this connection is not V5", is an atomic: the first bytes of the
+ * connection decide it, whichever direction they come from.
  */
 #include "tap.h"
 
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "capture.h"
+#include "event.h"
+#include "log.h"
+#include "outbox.h"
+#include "solarman.h"
+#include "solarman_event.h"
 
-struct tap {
-	struct capture *capture;
+#define UNDECODABLE_HEAD 64
+
+struct tap;
+
+struct tap_dir {
+	struct tap *t;
+	int dir;
+	bool logged_reject;
+	struct solarman_stream stream;
 };
 
-struct tap *
-tap_open(const struct listener_conf *lc, uint64_t conn_id, time_t start)
+struct tap {
+	const struct listener_conf *lc;
+	uint64_t conn_id;
+	char peer[ADDR_STR_MAX];
+	struct capture *capture;
+	bool solarman;
+	atomic_int first_dir;   /* -1 until a direction saw its first byte */
+	atomic_bool undecodable;
+	struct tap_dir d[2];
+};
+
+static const char *const dir_name[2] = {"up", "down"};
+
+static void
+meta_init(struct tap *t, int dir, struct event_meta *m)
 {
+	m->listener = t->lc->name;
+	m->conn_id = t->conn_id;
+	m->peer = t->peer;
+	m->direction = dir;
+	m->received_ms = event_now_ms();
+	event_id_new(m);
+}
+
+static void
+on_frame(void *arg, const uint8_t *frame, size_t len)
+{
+	struct tap_dir *d = arg;
+	struct event_meta m;
+	int64_t time_ms;
+
+	meta_init(d->t, d->dir, &m);
+	outbox_put(solarman_event(frame, len, &m, &time_ms), time_ms);
+}
+
+static void
+on_reject(void *arg, enum solarman_reject why)
+{
+	struct tap_dir *d = arg;
+
+	/* One line per direction; the summary at close has the counts. */
+	if (d->logged_reject)
+		return;
+	d->logged_reject = true;
+	log_warnx("conn %" PRIu64 " [%s] %s: malformed frame (%s), bytes "
+	    "relayed as they are", d->t->conn_id, d->t->lc->name,
+	    dir_name[d->dir], solarman_reject_name(why));
+}
+
+struct tap *
+tap_open(const struct listener_conf *lc, uint64_t conn_id, const char *peer,
+    time_t start)
+{
+	bool solarman = lc->protocol == PROTO_SOLARMAN;
 	struct tap *t;
 
-	if (lc->capture_dir == NULL)
+	if (!solarman && lc->capture_dir == NULL)
 		return NULL;
-	if ((t = calloc(1, sizeof *t)) == NULL)
+	/* malloc, not calloc: the decoders' buffers stay untouched (and out
+	 * of the resident set) until a frame is cut by a chunk boundary. */
+	if ((t = malloc(sizeof *t)) == NULL)
 		return NULL;
-	t->capture = capture_open(lc->capture_dir, lc->name, conn_id, start);
+	t->capture = NULL;
+	atomic_init(&t->undecodable, false);
+	t->lc = lc;
+	t->conn_id = conn_id;
+	snprintf(t->peer, sizeof t->peer, "%s", peer);
+	t->solarman = solarman;
+	atomic_init(&t->first_dir, -1);
+	for (int i = 0; i < 2; i++) {
+		t->d[i].t = t;
+		t->d[i].dir = i;
+		t->d[i].logged_reject = false;
+		solarman_stream_init(&t->d[i].stream);
+	}
+	if (lc->capture_dir != NULL)
+		t->capture = capture_open(lc->capture_dir, lc->name, conn_id, start);
 	return t;
+}
+
+/* Whether the connection's very first bytes are V5; decided once. */
+static bool
+still_decodable(struct tap *t, int dir, const uint8_t *buf, size_t n)
+{
+	int none = -1;
+
+	if (atomic_compare_exchange_strong(&t->first_dir, &none, dir) &&
+	    buf[0] != SOLARMAN_START) {
+		struct event_meta m;
+
+		atomic_store(&t->undecodable, true);
+		meta_init(t, dir, &m);
+		outbox_put(solarman_undecodable_event(buf,
+		    n < UNDECODABLE_HEAD ? n : UNDECODABLE_HEAD, &m), m.received_ms);
+		log_warnx("conn %" PRIu64 " [%s]: not Solarman V5 (%s), relayed "
+		    "without decoding", t->conn_id, t->lc->name,
+		    n >= 2 && buf[0] == 0x16 && buf[1] == 0x03 ? "TLS" :
+		    "unknown start");
+	}
+	return !atomic_load(&t->undecodable);
 }
 
 void
 tap_feed(struct tap *t, int dir, const uint8_t *buf, size_t n)
 {
-	if (t == NULL)
+	if (t == NULL || n == 0)
 		return;
 	if (t->capture != NULL)
 		capture_write(t->capture, dir, buf, n);
+	if (t->solarman && still_decodable(t, dir, buf, n)) {
+		struct solarman_handler h = {on_frame, on_reject, &t->d[dir]};
+		solarman_stream_feed(&t->d[dir].stream, buf, n, &h);
+	}
 }
 
 void
@@ -39,6 +154,27 @@ tap_close(struct tap *t)
 {
 	if (t == NULL)
 		return;
+	for (int i = 0; t->solarman && i < 2; i++) {
+		struct solarman_stream *s = &t->d[i].stream;
+		struct solarman_handler h = {on_frame, on_reject, &t->d[i]};
+		uint64_t rejects = 0;
+
+		if (atomic_load(&t->undecodable))
+			break;
+		solarman_stream_finish(s, &h);
+		for (int k = 0; k < SOLARMAN_REJECT_KINDS; k++)
+			rejects += s->stats.rejects[k];
+		if (rejects > 0 || s->stats.skipped > 0)
+			log_info("conn %" PRIu64 " [%s] %s: %" PRIu64 " frames, %"
+			    PRIu64 " rejected (length %" PRIu64 ", checksum %" PRIu64
+			    ", end %" PRIu64 ", truncated %" PRIu64 "), %" PRIu64
+			    " bytes skipped", t->conn_id, t->lc->name, dir_name[i],
+			    s->stats.frames, rejects,
+			    s->stats.rejects[SOLARMAN_BAD_LENGTH],
+			    s->stats.rejects[SOLARMAN_BAD_CHECKSUM],
+			    s->stats.rejects[SOLARMAN_BAD_END],
+			    s->stats.rejects[SOLARMAN_TRUNCATED], s->stats.skipped);
+	}
 	capture_close(t->capture);
 	free(t);
 }

@@ -2,8 +2,8 @@
  * tap.h - what a listener does with the bytes its pumps relay.
  *
  * The pump of each direction calls tap_feed() with every chunk it has just
- * forwarded; a tap must never block the relay and never fail it.  For now
- * every protocol gets the raw tap: capture to files when capture_dir is set.
+ * forwarded.  A tap never blocks the relay and never fails it: events are
+ * handed to the outbox without waiting, capture errors only stop capture.
  */
 #ifndef DEYE_TAP_H
 #define DEYE_TAP_H
@@ -18,9 +18,10 @@ struct tap;
 
 /* NULL when the listener has nothing to do with the bytes. */
 struct tap *tap_open(const struct listener_conf *lc, uint64_t conn_id,
-    time_t start);
+    const char *peer, time_t start);
 /* Only the pump of direction dir calls this for dir (0 up, 1 down). */
 void tap_feed(struct tap *t, int dir, const uint8_t *buf, size_t n);
+/* After both pumps ended: decode what is still held, log a summary. */
 void tap_close(struct tap *t);
 
 #endif

@@ -1,0 +1,24 @@
+/*
+ * outbox.h - where taps hand their events: a bounded queue that never
+ * blocks a pump, drained by one writer thread into the sinks.
+ */
+#ifndef DEYE_OUTBOX_H
+#define DEYE_OUTBOX_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "conf.h"
+
+int outbox_start(const struct conf *c);
+/*
+ * Hand over ev (ownership passes) with its record time.  Never waits: when
+ * the queue is full the event is dropped, counted and logged.
+ */
+void outbox_put(json_t *ev, int64_t time_ms);
+/* Write out what is queued, then stop the writer. */
+void outbox_stop(void);
+
+#endif
