@@ -242,29 +242,20 @@ class TestUpstreamFailures(RelayTest):
 
     def test_refuses_to_connect_to_itself(self):
         # A DNS override that also catches the relay would make it dial
-        # itself; here the upstream is literally our own listener.
-        s0 = socket.socket()
-        s0.bind(("127.0.0.1", 0))
-        port = s0.getsockname()[1]
-        s0.close()
-        d = self.daemon(listen="127.0.0.1:%d" % port,
-                        upstream="127.0.0.1:%d" % port)
-        s = d.connect()
-        self.assert_closed_soon(s, 2)
-        d.wait_log(r"own listeners: refusing to loop")
-        d.wait_log(r"closed conn=1 .*end=upstream:connect-failed")
-        self.assertNotRegex(d.log(), r"closed conn=2 ")
-
-    def test_wildcard_listener_is_also_refused(self):
-        s0 = socket.socket()
-        s0.bind(("127.0.0.1", 0))
-        port = s0.getsockname()[1]
-        s0.close()
-        d = self.daemon(listen="0.0.0.0:%d" % port,
-                        upstream="127.0.0.1:%d" % port)
-        s = d.connect()
-        self.assert_closed_soon(s, 2)
-        d.wait_log(r"own listeners: refusing to loop")
+        # itself; here the upstream is our own listener, bound to that very
+        # address or to the wildcard.
+        for bind in ("127.0.0.1", "0.0.0.0"):
+            s0 = socket.socket()
+            s0.bind(("127.0.0.1", 0))
+            port = s0.getsockname()[1]
+            s0.close()
+            d = self.daemon(listen="%s:%d" % (bind, port),
+                            upstream="127.0.0.1:%d" % port)
+            s = d.connect()
+            self.assert_closed_soon(s, 2)
+            d.wait_log(r"own listeners: refusing to loop")
+            d.wait_log(r"closed conn=1 .*end=upstream:connect-failed")
+            self.assertNotRegex(d.log(), r"closed conn=2 ")
 
 
 class TestTimeoutsAndLimits(RelayTest):
