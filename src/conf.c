@@ -77,6 +77,7 @@ static const char *const failure_names[] = {"close", "answer", NULL};
 static const struct key keys[] = {
 	{S_GLOBAL, "log_level", T_ENUM, G(log_level), "info", 0, 0, level_names, NULL},
 	{S_GLOBAL, "state_dir", T_NONEMPTY, G(state_dir), "./deye-mitm-state", 0, 0, NULL, NULL},
+	{S_GLOBAL, "journal_fsync", T_DURATION, G(journal_fsync_ms), "1s", 0, SEC(3600), NULL, NULL},
 	{S_GLOBAL, "events", T_NONEMPTY, G(events), "stdout", 0, 0, NULL, NULL},
 	{S_GLOBAL, "max_connections", T_LONG, G(max_connections), "512", 1, 10000, NULL, NULL},
 	{S_GLOBAL, "allow", T_ALLOW, G(allow), DEFAULT_ALLOW, 0, 0, NULL, NULL},

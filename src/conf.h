@@ -69,6 +69,7 @@ struct hec_conf {
 struct conf {
 	int log_level;
 	char *state_dir;
+	int64_t journal_fsync_ms;
 	char *events;
 	long max_connections;
 	struct allow_list allow;

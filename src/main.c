@@ -24,9 +24,11 @@
 #include "conf.h"
 #include "decode.h"
 #include "event.h"
+#include "journal.h"
 #include "log.h"
 #include "outbox.h"
 #include "relay.h"
+#include "sink_jsonl.h"
 
 #ifndef DEYE_VERSION
 #define DEYE_VERSION "0.1.0"
@@ -224,6 +226,10 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	event_ids_init();
+	if (journal_open(c, err, sizeof err) != 0)
+		fatalx(1, "%s", err);
+	if (strcmp(c->events, "none") != 0 && sink_jsonl_start(c->events) != 0)
+		fatalx(1, "events sink %s could not start", c->events);
 	if (outbox_start(c) != 0)
 		return 1;
 	relay_init(c->max_connections);
@@ -231,6 +237,8 @@ main(int argc, char **argv)
 		listeners_stop();
 		relay_shutdown(SHUTDOWN_MS);
 		outbox_stop();
+		sink_jsonl_stop();
+		journal_close();
 		return 1;
 	}
 	for (;;) {
@@ -246,6 +254,8 @@ main(int argc, char **argv)
 	listeners_stop();
 	left = relay_shutdown(SHUTDOWN_MS);
 	outbox_stop();
+	sink_jsonl_stop();
+	journal_close();
 	if (left > 0) {
 		log_warnx("%u connection(s) did not end in time", left);
 		return 0; /* their threads end with the process */

@@ -1,19 +1,23 @@
 /*
- * outbox.c - the hand-off between pumps and sinks (redis bio.c style: one
- * mutex, one condition, one worker).
+ * outbox.c - the hand-off between pumps and the journal (redis bio.c
+ * style: one mutex, one condition, one worker).
  *
  * Producers take the lock only to store a pointer in a fixed ring; when the
- * ring is full the event is dropped and counted, so a stalled sink can
- * never stall a relay.  The writer thread takes everything queued at once
- * and, outside the lock, serialises each event and writes it to the sink.
+ * ring is full the event is dropped and counted, so neither the disk nor a
+ * sink can ever stall a relay.  The writer thread takes everything queued at
+ * once and, outside the lock, serialises each event and appends it to the
+ * journal, which the sinks read at their own pace.  It also wakes up when
+ * the journal's next fsync is due.
  */
 #include "outbox.h"
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 #include "log.h"
-#include "sink_jsonl.h"
+#include "journal.h"
 
 #define OUTBOX_CAP 4096
 
@@ -51,19 +55,40 @@ outbox_put(json_t *ev, int64_t time_ms)
 		json_decref(ev);
 }
 
+static void
+wait_for_work(int64_t due_ms)
+{
+	struct timespec ts;
+
+	if (due_ms < 0) {
+		pthread_cond_wait(&wake, &lock);
+		return;
+	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += due_ms / 1000;
+	ts.tv_nsec += (due_ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_cond_timedwait(&wake, &lock, &ts);
+}
+
 static void *
 writer_run(void *arg)
 {
 	static struct item batch[OUTBOX_CAP];
+	int64_t due = -1;
 
 	(void)arg;
 	for (;;) {
 		size_t n = 0;
 		uint64_t lost;
+		bool done;
 
 		pthread_mutex_lock(&lock);
-		while (count == 0 && !stopping)
-			pthread_cond_wait(&wake, &lock);
+		if (count == 0 && !stopping)
+			wait_for_work(due);
 		while (count > 0) {
 			batch[n++] = ring[head];
 			head = (head + 1) % OUTBOX_CAP;
@@ -71,20 +96,27 @@ writer_run(void *arg)
 		}
 		lost = dropped - dropped_logged;
 		dropped_logged = dropped;
-		bool done = stopping && n == 0;
+		done = stopping && n == 0;
 		pthread_mutex_unlock(&lock);
 
 		if (lost > 0)
 			log_warnx("events: queue full, %llu event(s) dropped "
 			    "(%llu since start)", (unsigned long long)lost,
 			    (unsigned long long)dropped_logged);
-		if (done)
-			return NULL;
 		for (size_t i = 0; i < n; i++) {
-			sink_jsonl_write(batch[i].ev);
+			char *s = json_dumps(batch[i].ev,
+			    JSON_COMPACT | JSON_REAL_PRECISION(12));
+
+			if (s != NULL)
+				journal_append(batch[i].time_ms, s, strlen(s));
+			else
+				log_warnx("events: cannot serialise an event");
+			free(s);
 			json_decref(batch[i].ev);
 		}
-		sink_jsonl_flush();
+		due = journal_publish();
+		if (done)
+			return NULL;
 	}
 }
 
@@ -93,8 +125,7 @@ outbox_start(const struct conf *c)
 {
 	int r;
 
-	if (sink_jsonl_open(c->events) != 0)
-		return -1;
+	(void)c;
 	running = true;
 	if ((r = pthread_create(&writer, NULL, writer_run, NULL)) != 0) {
 		running = false;
@@ -119,5 +150,4 @@ outbox_stop(void)
 	pthread_mutex_lock(&lock);
 	running = false;
 	pthread_mutex_unlock(&lock);
-	sink_jsonl_close();
 }

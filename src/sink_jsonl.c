@@ -1,81 +1,127 @@
 /*
- * sink_jsonl.c - the local JSON-lines sink.  Used by one thread only.
- * A write error is logged once per error streak and the events are lost to
- * this sink only (the relay and other sinks go on).
+ * sink_jsonl.c - the local JSON-lines sink.
+ *
+ * Its thread reads the journal from its own cursor ("events") and writes
+ * each event as one line; it commits after the lines are flushed, so after
+ * a crash it resumes where it was (a line may repeat, none is skipped).  A
+ * write error is logged once per streak; the lines are retried.
  */
 #include "sink_jsonl.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "journal.h"
 #include "log.h"
 
+#define COMMIT_EVERY 256
+
 static FILE *out;
-static bool own, failing;
+static bool own;
+static struct journal_reader *reader;
+static pthread_t thread;
+static atomic_bool stopping;
+
+/* Flush and commit; on failure rewind so the lines are written again. */
+static bool
+flush_commit(struct journal_pos pos, bool *failing)
+{
+	if (fflush(out) != 0 || ferror(out)) {
+		if (!*failing)
+			log_warn("events: write failed, will retry");
+		*failing = true;
+		clearerr(out);
+		journal_rewind(reader);
+		return false;
+	}
+	*failing = false;
+	journal_commit(reader, pos);
+	return true;
+}
+
+static void *
+run(void *arg)
+{
+	struct journal_rec rec;
+	struct journal_pos pos = {0, 0};
+	bool pending = false, failing = false;
+	unsigned since = 0;
+
+	(void)arg;
+	for (;;) {
+		int r = journal_next(reader, &rec, failing ? 1000 : 500);
+
+		if (r == 1) {
+			fwrite(rec.json, 1, rec.len, out);
+			fputc('\n', out);
+			pos = rec.next;
+			pending = true;
+			if (++since < COMMIT_EVERY)
+				continue;
+		} else if (atomic_load(&stopping) && !pending) {
+			return NULL;
+		}
+		if (pending && flush_commit(pos, &failing)) {
+			pending = false;
+			since = 0;
+		} else if (pending) {
+			pending = false; /* rewound: it comes again */
+			since = 0;
+			if (atomic_load(&stopping))
+				return NULL;
+			sleep(1);
+		}
+	}
+}
 
 int
-sink_jsonl_open(const char *where)
+sink_jsonl_start(const char *where)
 {
-	int fd;
+	int fd, r;
 
-	if (strcmp(where, "none") == 0)
-		return 0;
 	if (strcmp(where, "stdout") == 0) {
 		out = stdout;
-		return 0;
+	} else {
+		fd = open(where, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+		if (fd < 0 || (out = fdopen(fd, "a")) == NULL) {
+			log_error("events %s", where);
+			if (fd >= 0)
+				close(fd);
+			return -1;
+		}
+		own = true;
 	}
-	fd = open(where, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-	if (fd < 0 || (out = fdopen(fd, "a")) == NULL) {
-		log_error("events %s", where);
-		if (fd >= 0)
-			close(fd);
+	if ((reader = journal_reader_open("events")) == NULL) {
+		log_errorx("events: out of memory");
 		return -1;
 	}
-	own = true;
+	if ((r = pthread_create(&thread, NULL, run, NULL)) != 0) {
+		log_errorx("events: cannot start its thread");
+		return -1;
+	}
 	return 0;
 }
 
 void
-sink_jsonl_write(json_t *ev)
+sink_jsonl_stop(void)
 {
-	if (out == NULL)
+	if (reader == NULL)
 		return;
-	if (json_dumpf(ev, out, JSON_COMPACT | JSON_REAL_PRECISION(12)) != 0 ||
-	    fputc('\n', out) == EOF) {
-		if (!failing)
-			log_warn("events: write failed");
-		failing = true;
-		clearerr(out);
-	}
-}
-
-void
-sink_jsonl_flush(void)
-{
-	if (out == NULL)
-		return;
-	if (fflush(out) != 0) {
-		if (!failing)
-			log_warn("events: write failed");
-		failing = true;
-		clearerr(out);
-	} else {
-		failing = false;
-	}
-}
-
-void
-sink_jsonl_close(void)
-{
-	if (out != NULL && own)
+	atomic_store(&stopping, true);
+	journal_wake();
+	pthread_join(thread, NULL);
+	journal_reader_close(reader);
+	reader = NULL;
+	if (own)
 		fclose(out);
-	else if (out != NULL)
+	else
 		fflush(out);
 	out = NULL;
-	own = false;
 }

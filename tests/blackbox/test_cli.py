@@ -2,6 +2,7 @@
 file:line errors, -n output, secrets, the example config, the README."""
 import os
 import re
+import shutil
 import tempfile
 import time
 import unittest
@@ -90,7 +91,15 @@ class TestCommandLine(unittest.TestCase):
                 self.assertRegex(text, r"(?m)^#? ?%s = " % m.group(1))
 
     def test_user_drops_privileges(self):
-        d = Daemon("user=nobody", upstream="127.0.0.1:9")
+        # The state directory must belong to the user the daemon becomes.
+        state = tempfile.mkdtemp(prefix="deye-user-")
+        self.addCleanup(shutil.rmtree, state, True)
+        if os.geteuid() == 0:
+            os.chmod(state, 0o755)
+            os.mkdir(os.path.join(state, "s"))
+            os.chown(os.path.join(state, "s"), 65534, 65534)
+        d = Daemon("user=nobody", "state_dir=" + os.path.join(state, "s"),
+                   upstream="127.0.0.1:9")
         try:
             d.port()
             if os.geteuid() == 0:
