@@ -28,6 +28,7 @@
 #include "log.h"
 #include "outbox.h"
 #include "relay.h"
+#include "sink_hec.h"
 #include "sink_jsonl.h"
 
 #ifndef DEYE_VERSION
@@ -35,6 +36,7 @@
 #endif
 
 #define SHUTDOWN_MS 3000
+#define HEC_GRACE_MS 2000
 
 static void
 usage(FILE *f)
@@ -230,6 +232,12 @@ main(int argc, char **argv)
 		fatalx(1, "%s", err);
 	if (strcmp(c->events, "none") != 0 && sink_jsonl_start(c->events) != 0)
 		fatalx(1, "events sink %s could not start", c->events);
+	if (conf_hec_enabled(c)) {
+		if (sink_hec_start(c) != 0)
+			fatalx(1, "hec: could not start");
+	} else if (c->hec.url != NULL) {
+		log_warnx("hec: url is set but no token: not delivering to HEC");
+	}
 	if (outbox_start(c) != 0)
 		return 1;
 	relay_init(c->max_connections);
@@ -237,6 +245,7 @@ main(int argc, char **argv)
 		listeners_stop();
 		relay_shutdown(SHUTDOWN_MS);
 		outbox_stop();
+		sink_hec_stop(0);
 		sink_jsonl_stop();
 		journal_close();
 		return 1;
@@ -254,6 +263,7 @@ main(int argc, char **argv)
 	listeners_stop();
 	left = relay_shutdown(SHUTDOWN_MS);
 	outbox_stop();
+	sink_hec_stop(HEC_GRACE_MS);
 	sink_jsonl_stop();
 	journal_close();
 	if (left > 0) {
