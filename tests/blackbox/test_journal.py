@@ -1,0 +1,142 @@
+"""The journal in state_dir: events survive restarts and crashes, a torn
+last record is cut off, spool_max bounds it."""
+import glob
+import json
+import os
+import signal
+import socket
+import tempfile
+import time
+import unittest
+
+from harness import Daemon, SLOW, recv_all, wait_for
+from test_relay import RelayTest
+from test_solarman import FRAMES
+
+HEARTBEAT = FRAMES["dongle-heartbeat-0x47"]
+DATA = FRAMES["deye-m80g3-data-0x42"]
+
+
+def heartbeat(seq):
+    """The fixture heartbeat with logger sequence byte seq, checksum fixed."""
+    b = bytearray(HEARTBEAT)
+    b[6] = seq & 0xff
+    b[-2] = sum(b[1:-2]) & 0xff
+    return bytes(b)
+
+
+def read_events(path):
+    try:
+        with open(path) as f:
+            text = f.read()
+    except FileNotFoundError:
+        return []
+    return [json.loads(l) for l in text.split("\n")[:-1]]
+
+
+class JournalTest(RelayTest):
+    def setUp(self):
+        super().setUp()
+        self.tmp = tempfile.TemporaryDirectory(prefix="deye-journal-")
+        self.addCleanup(self.tmp.cleanup)
+        self.state = os.path.join(self.tmp.name, "state")
+        self.events = os.path.join(self.tmp.name, "events.jsonl")
+
+    def run_daemon(self, *opts):
+        # upstream = none: the logger's bytes are read and decoded locally.
+        return self.daemon("state_dir=" + self.state, "events=" + self.events,
+                           "deye.upstream=none", *opts)
+
+    def send(self, d, frames):
+        s = d.connect()
+        s.sendall(b"".join(frames))
+        s.shutdown(socket.SHUT_WR)
+        recv_all(s)
+        s.close()
+
+    def segments(self):
+        return sorted(glob.glob(os.path.join(self.state, "journal", "*.seg")))
+
+
+class TestJournal(JournalTest):
+    def test_events_sink_resumes_after_restart_without_repeats(self):
+        d = self.run_daemon()
+        self.send(d, [heartbeat(i) for i in range(5)])
+        wait_for(lambda: len(read_events(self.events)) >= 6, 5)
+        self.stop_clean(d)
+        d = self.run_daemon()
+        self.send(d, [heartbeat(i) for i in range(5, 8)])
+        evs = wait_for(lambda: len(read_events(self.events)) >= 10
+                       and read_events(self.events), 5)
+        self.stop_clean(d)
+        evs = read_events(self.events)
+        seqs = [e["frame.seq"] for e in evs if e["type"] == "heartbeat"]
+        self.assertEqual(seqs, ["f5 %02x" % i for i in range(8)])
+        self.assertEqual(len({e["id"] for e in evs}), len(evs))
+        # Two runs, two id prefixes: ids stay unique across restarts.
+        self.assertEqual(len({e["id"].split("-")[0] for e in evs}), 2)
+
+    def test_torn_last_record_is_cut_off(self):
+        d = self.run_daemon()
+        self.send(d, [heartbeat(1)])
+        wait_for(lambda: len(read_events(self.events)) >= 2, 5)
+        self.stop_clean(d)
+        last = self.segments()[-1]
+        good = os.path.getsize(last)
+        with open(last, "ab") as f:       # a record torn by a crash
+            f.write(b"\x40\x00\x00\x00\x12\x34\x56\x78" + b"{\"id\":\"x")
+        d = self.run_daemon()
+        d.wait_log(r"torn or damaged record at offset %d .*: cut off" % good)
+        self.send(d, [heartbeat(2)])
+        wait_for(lambda: len(read_events(self.events)) >= 4, 5)
+        self.stop_clean(d)
+        seqs = [e["frame.seq"] for e in read_events(self.events)
+                if e["type"] == "heartbeat"]
+        self.assertEqual(seqs, ["f5 01", "f5 02"])
+
+    def test_sigkill_keeps_journalled_events(self):
+        d = self.run_daemon("events=none")
+        self.send(d, [heartbeat(i) for i in range(20)])
+        d.wait_log(r"closed conn=1 ")
+        # The writer publishes within a moment; then kill without warning.
+        self.assertTrue(wait_for(lambda: sum(os.path.getsize(p)
+                                             for p in self.segments()) > 20 * 100, 5))
+        time.sleep(0.2)
+        d.proc.send_signal(signal.SIGKILL)
+        d.proc.wait()
+        self.daemons.remove(d)
+        d.err.close()
+        d.dir.cleanup()
+        # Events were not delivered to any sink: a new events sink gets all.
+        d = self.run_daemon()
+        evs = wait_for(lambda: len(read_events(self.events)) >= 21
+                       and read_events(self.events), 5)
+        seqs = [e["frame.seq"] for e in evs if e["type"] == "heartbeat"]
+        self.assertEqual(seqs, ["f5 %02x" % i for i in range(20)])
+
+    def test_spool_max_drops_the_oldest_and_says_so(self):
+        # No sink reads (HEC down, never answering): the journal fills.
+        hole = socket.socket()
+        hole.bind(("127.0.0.1", 0))
+        port = hole.getsockname()[1]
+        self.addCleanup(hole.close)
+        d = self.run_daemon("events=none",
+                            "hec.url=http://127.0.0.1:%d" % port,
+                            "hec.token=t", "hec.spool_max=64K")
+        for _ in range(4):
+            self.send(d, [DATA] * 60)      # ~100 KB of events each time
+        m = d.wait_log(r"spool_max reached: dropped (\d+) undelivered", 10)
+        self.assertGreater(int(m.group(1)), 0)
+        total = sum(os.path.getsize(p) for p in self.segments())
+        self.assertLessEqual(total, 64 * 1024 + 16 * 1024)
+
+    def stop_clean(self, d):
+        rc, _ = d.stop()
+        self.daemons.remove(d)
+        log = d.log()
+        d.dir.cleanup()
+        self.assertEqual(rc, 0, log)
+
+
+if __name__ == "__main__":
+    unittest.main()
