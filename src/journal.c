@@ -257,7 +257,8 @@ journal_open(const struct conf *c, char *err, size_t errlen)
 		segs[nsegs++] = (struct segment){no, (uint64_t)st.st_size};
 	}
 	closedir(d);
-	qsort(segs, nsegs, sizeof *segs, cmp_seg);
+	if (nsegs > 1)
+		qsort(segs, nsegs, sizeof *segs, cmp_seg);
 	if (nsegs == 0) {
 		if ((segs = calloc(1, sizeof *segs)) == NULL) {
 			snprintf(err, errlen, "out of memory");
