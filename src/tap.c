@@ -64,9 +64,12 @@ on_frame(void *arg, const uint8_t *frame, size_t len)
 	struct tap_dir *d = arg;
 	struct event_meta m;
 	int64_t time_ms;
+	json_t *ev;
 
 	meta_init(d->t, d->dir, &m);
-	outbox_put(solarman_event(frame, len, &m, &time_ms), time_ms);
+	/* Two statements: time_ms is set by solarman_event(). */
+	ev = solarman_event(frame, len, &m, &time_ms);
+	outbox_put(ev, time_ms);
 }
 
 static void

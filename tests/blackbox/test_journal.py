@@ -54,6 +54,13 @@ class JournalTest(RelayTest):
         recv_all(s)
         s.close()
 
+    def stop_clean(self, d):
+        rc, _ = d.stop()
+        self.daemons.remove(d)
+        log = d.log()
+        d.dir.cleanup()
+        self.assertEqual(rc, 0, log)
+
     def segments(self):
         return sorted(glob.glob(os.path.join(self.state, "journal", "*.seg")))
 
@@ -129,13 +136,6 @@ class TestJournal(JournalTest):
         self.assertGreater(int(m.group(1)), 0)
         total = sum(os.path.getsize(p) for p in self.segments())
         self.assertLessEqual(total, 64 * 1024 + 16 * 1024)
-
-    def stop_clean(self, d):
-        rc, _ = d.stop()
-        self.daemons.remove(d)
-        log = d.log()
-        d.dir.cleanup()
-        self.assertEqual(rc, 0, log)
 
 
 if __name__ == "__main__":
