@@ -1,0 +1,997 @@
+#!/usr/bin/env python3
+"""deye-mitm relay benchmark against socat (make bench).
+
+Runs deye-mitm and `socat -b 65536 TCP-LISTEN:P,reuseaddr,fork,backlog=1024
+TCP:127.0.0.1:UP` side by side on 127.0.0.1 in front of the same upstream,
+interleaves their runs (the order alternates every round: A B, B A, ...),
+takes the median of each and prints one table of deye-mitm/socat ratios:
+
+  bulk      iperf3 client -> relay -> iperf3 server, both directions (-R for
+            the server sending); `-O 1` omits each run's first second, the
+            warm-up.
+  rate      tools/bench_connrate: one connection at a time: connect, 100-byte
+            echo through the relay to tools/bench_echo (epoll), shutdown,
+            wait for the EOF, close; connections per second and the p99 of
+            that per-connection latency.  deye-mitm runs with -q (warn
+            level); the same exchange against deye-mitm at info level (one
+            log line per connection, to a file) is shown for information.
+            Then the same again with the relays, the echo server and the
+            client pinned to one CPU (information only): no cross-CPU
+            wake-ups, which are slow in a VM, so mostly each relay's own
+            cost per connection.  The relays' CPU time per connection (and
+            per GB in bulk) comes from /proc/PID/stat (socat: with its
+            children).
+  memory    a fresh relay each round: RSS right after start, then 500
+            connections held at once (each did one echo, so it is connected
+            upstream, then idles); (held - idle) / 500.  deye-mitm is one
+            process: VmRSS.  socat forks a process per connection: the RSS
+            row sums VmRSS over the parent and its children (counts shared
+            pages once per process, so it overstates socat); the PSS row
+            sums Pss from smaps_rollup for both, which splits shared pages
+            among the processes sharing them: the fair comparison.  While
+            the 500 idle, the relays' wake-ups and CPU time are counted
+            (/proc/PID/task/*/schedstat), and deye-mitm's growth is split
+            into thread stacks and malloc heaps (/proc/PID/smaps).
+
+The machine should be otherwise idle; how busy it was before the start is
+printed, with a warning above 15 %.  Only side-by-side ratios mean much:
+absolute loopback numbers vary a lot between runs.
+
+Everything listens on and connects to 127.0.0.1 only.  Exit status 0 when
+the measurements ran, whatever they show; 1 when something broke (a relay
+failed to start, died, dropped or corrupted an exchange, or deye-mitm did not
+exit 0 on SIGTERM); 2 on bad usage or a missing tool.
+
+Environment: DEYE_MITM (the binary), DEYE_TOOLS (directory of the built
+tests/tools), and optionally BENCH_ROUNDS (rate rounds, default 5),
+BENCH_BULK_ROUNDS (5), BENCH_BULK_SECS (1, plus the omitted second),
+BENCH_RATE_SECS (2), BENCH_PIN_ROUNDS (one-CPU rate rounds, 3; 0 skips),
+BENCH_MEM_ROUNDS (2), BENCH_HOLD (500), BENCH_KEEP_LOGS=1 (keep the log
+directory).
+"""
+import ctypes
+import json
+import os
+import platform
+import random
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+LOOPBACK = "127.0.0.1"
+
+
+def env_int(name, default, lo=1):
+    try:
+        v = int(os.environ.get(name, default))
+    except ValueError:
+        sys.exit("bench: %s must be an integer" % name)
+    if v < lo:
+        sys.exit("bench: %s must be at least %d" % (name, lo))
+    return v
+
+
+RATE_ROUNDS = env_int("BENCH_ROUNDS", 5)
+BULK_ROUNDS = env_int("BENCH_BULK_ROUNDS", 5)
+BULK_SECS = env_int("BENCH_BULK_SECS", 1)
+RATE_SECS = env_int("BENCH_RATE_SECS", 2)
+MEM_ROUNDS = env_int("BENCH_MEM_ROUNDS", 2)
+PIN_ROUNDS = env_int("BENCH_PIN_ROUNDS", 3, lo=0)
+HOLD = env_int("BENCH_HOLD", 500)
+RATE_WARMUP = 100        # exchanges before every rate run, not counted
+IDLE_WATCH_S = 2.0       # how long the held connections are watched idle
+MSG_SIZE = 100
+WATCHDOG_S = 600         # the whole run, whatever happens
+
+
+class Broken(Exception):
+    """Something failed that a benchmark cannot measure around."""
+
+
+# ---------------------------------------------------------------- processes
+
+_libc = ctypes.CDLL(None, use_errno=True)
+PR_SET_PDEATHSIG = 1
+
+
+def _child_setup():
+    # Die with the benchmark even if it is SIGKILLed (socat's fork children
+    # do not inherit this, but they end when their connections close).
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def proc_stat(pid):
+    """(state, ppid, pgrp) of a process, or None when it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            s = f.read()
+    except OSError:
+        return None
+    f = s[s.rindex(")") + 2:].split()
+    return f[0], int(f[1]), int(f[2])
+
+
+def all_pids():
+    return [int(d) for d in os.listdir("/proc") if d.isdigit()]
+
+
+def group_members(pgid):
+    """Live (non-zombie) processes of a process group."""
+    out = []
+    for pid in all_pids():
+        st = proc_stat(pid)
+        if st and st[2] == pgid and st[0] != "Z":
+            out.append(pid)
+    return out
+
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid):
+    """utime + stime of a process (all its threads) and of its children
+    that it has waited for."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            s = f.read()
+    except OSError:
+        return 0.0
+    f = s[s.rindex(")") + 2:].split()
+    return sum(int(x) for x in f[11:15]) / CLK_TCK
+
+
+def sched_totals(pids):
+    """(on-CPU seconds, times scheduled in) summed over every thread of
+    pids, from /proc/PID/task/TID/schedstat."""
+    cpu = runs = 0
+    for pid in pids:
+        try:
+            tids = os.listdir("/proc/%d/task" % pid)
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
+                    v = f.read().split()
+            except OSError:
+                continue
+            cpu += int(v[0])
+            runs += int(v[2])
+    return cpu / 1e9, runs
+
+
+def children_of(pid):
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return [p for p in all_pids() if (proc_stat(p) or (0, 0))[1] == pid]
+
+
+class Proc:
+    """A child in its own session and process group, logged to a file."""
+
+    live = []   # started, not yet stopped
+    done = []   # stopped: checked for leftovers at the end
+
+    def __init__(self, name, argv, logdir, stdout=None):
+        self.name = name
+        self.argv = argv
+        self.log_path = os.path.join(logdir, "%s.%d.log" % (
+            name, len(Proc.live) + len(Proc.done)))
+        self.log = open(self.log_path, "wb")
+        self.p = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL,
+            stdout=self.log if stdout is None else stdout, stderr=self.log,
+            start_new_session=True, preexec_fn=_child_setup)
+        self.pid = self.p.pid
+        Proc.live.append(self)
+
+    def alive(self):
+        return self.p.poll() is None
+
+    def stop(self, sig=signal.SIGTERM, timeout=5.0, group=True):
+        """Signal, wait, then SIGKILL what is left; the exit status."""
+        try:
+            if self.alive():
+                if group:
+                    os.killpg(self.pid, sig)
+                else:
+                    os.kill(self.pid, sig)
+            rc = self.p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            rc = None
+        except ProcessLookupError:
+            rc = self.p.wait(timeout)
+        # The rest of the group (socat's fork children).
+        deadline = time.monotonic() + 2.0
+        while group_members(self.pid):
+            if time.monotonic() > deadline:
+                try:
+                    os.killpg(self.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                break
+            time.sleep(0.02)
+        if rc is None:
+            try:
+                os.killpg(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.p.wait()
+        self.log.close()
+        if self.p.stdout is not None:
+            self.p.stdout.close()
+        if self in Proc.live:
+            Proc.live.remove(self)
+            Proc.done.append(self)
+        return rc
+
+    def log_tail(self, n=10):
+        try:
+            with open(self.log_path, "rb") as f:
+                lines = f.read().decode(errors="replace").splitlines()
+        except OSError:
+            return ""
+        return "\n".join("    " + x for x in lines[-n:])
+
+    @classmethod
+    def stop_all(cls):
+        for pr in reversed(list(cls.live)):
+            try:
+                pr.stop(signal.SIGTERM, timeout=3.0)
+            except Exception as e:  # keep cleaning up the others
+                print("bench: stopping %s: %s" % (pr.name, e), file=sys.stderr)
+
+
+def leftovers():
+    """Live processes in the groups we created: there should be none."""
+    left = []
+    for pr in Proc.done + Proc.live:
+        left += group_members(pr.pid)
+    return left
+
+
+# ---------------------------------------------------------------- ports
+
+def ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_used_ports = set()
+
+
+def free_port():
+    """A port below the ephemeral range (so that no outgoing connection can
+    hold it) that nothing is bound to, not even a TIME_WAIT."""
+    hi = min(ephemeral_low(), 65536) - 1
+    lo = 20000 if hi > 21000 else 1024
+    for _ in range(200):
+        port = random.randint(lo, hi)
+        if port in _used_ports:
+            continue
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.bind((LOOPBACK, port))
+        except OSError:
+            continue
+        finally:
+            s.close()
+        _used_ports.add(port)
+        return port
+    raise Broken("no free port found")
+
+
+def listening(port):
+    """Whether something listens on 127.0.0.1:port or *:port (from
+    /proc/net/tcp, without connecting: a probe connection would be
+    relayed upstream)."""
+    want = {"0100007F:%04X" % port, "00000000:%04X" % port}
+    try:
+        with open("/proc/net/tcp") as f:
+            next(f)
+            for line in f:
+                x = line.split()
+                if x[3] == "0A" and x[1] in want:
+                    return True
+    except OSError:
+        pass
+    return False
+
+
+def wait_listening(pr, port, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not pr.alive():
+            return False
+        if listening(port):
+            return True
+        time.sleep(0.01)
+    return False
+
+
+# ---------------------------------------------------------------- /proc
+
+def status_kib(pid, key):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    raise Broken("no %s for pid %d" % (key, pid))
+
+
+def pss_kib(pid):
+    with open("/proc/%d/smaps_rollup" % pid) as f:
+        for line in f:
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    raise Broken("no Pss for pid %d" % pid)
+
+
+def rss_breakdown(pid):
+    """Resident KiB of a process by kind of mapping, from /proc/PID/smaps:
+    "stacks" (anonymous rw mappings right above a one-page PROT_NONE guard:
+    the thread stacks glibc maps), their number, "heap" (the other
+    anonymous rw mappings: [heap] and malloc's per-thread arenas) and
+    "other" (libraries, the main stack, ...)."""
+    out = {"stacks": 0, "nstacks": 0, "heap": 0, "other": 0}
+    page = os.sysconf("SC_PAGE_SIZE")
+    prev_end, prev_guard = None, False
+    kind = None
+    with open("/proc/%d/smaps" % pid) as f:
+        for line in f:
+            head = line.split(None, 6)
+            if "-" in head[0] and len(head) >= 5 and ":" not in head[0]:
+                lo, hi = (int(x, 16) for x in head[0].split("-"))
+                anon = len(head) < 6 or head[5].strip() == "[heap]"
+                if anon and head[1].startswith("rw"):
+                    kind = ("stacks" if prev_guard and prev_end == lo
+                            else "heap")
+                    if kind == "stacks":
+                        out["nstacks"] += 1
+                else:
+                    kind = "other"
+                prev_guard = (len(head) < 6 and head[1].startswith("---")
+                              and hi - lo == page)
+                prev_end = hi
+            elif head[0] == "Rss:":
+                out[kind] += int(head[1])
+    return out
+
+
+def cpu_busy(interval=1.0):
+    """Fraction of all CPU time that was busy over interval."""
+    def read():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        idle = v[3] + (v[4] if len(v) > 4 else 0)
+        return sum(v[:8]), idle
+    t0, i0 = read()
+    time.sleep(interval)
+    t1, i1 = read()
+    return 1.0 - (i1 - i0) / max(t1 - t0, 1)
+
+
+# ---------------------------------------------------------------- relays
+
+class Relay:
+    """One relay under test, in front of upstream port `up`."""
+
+    def __init__(self, kind, up, logdir, label=None, loglevel="-q"):
+        self.kind = kind
+        self.label = label or kind
+        self.up = up
+        self.logdir = logdir
+        self.loglevel = loglevel
+        self.proc = None
+        self.port = None
+
+    def argv(self, port):
+        if self.kind == "deye-mitm":
+            a = [os.environ["DEYE_MITM"],
+                 "-o", "deye.listen=%s:%d" % (LOOPBACK, port),
+                 "-o", "deye.upstream=%s:%d" % (LOOPBACK, self.up),
+                 "-o", "deye.protocol=raw",
+                 "-o", "max_connections=2000"]
+            return a + ([self.loglevel] if self.loglevel else [])
+        return ["socat", "-b", "65536",
+                "TCP-LISTEN:%d,bind=%s,reuseaddr,fork,backlog=1024"
+                % (port, LOOPBACK),
+                "TCP:%s:%d" % (LOOPBACK, self.up)]
+
+    def start(self):
+        for _ in range(5):
+            port = free_port()
+            pr = Proc(self.label.replace(" ", "_"), self.argv(port),
+                      self.logdir)
+            if wait_listening(pr, port):
+                self.proc, self.port = pr, port
+                return self
+            rc = pr.stop()
+            tail = pr.log_tail()
+            if rc not in (None, 0, -signal.SIGTERM) and "in use" not in tail:
+                raise Broken("%s did not start (exit %s):\n%s"
+                             % (self.label, rc, tail))
+        raise Broken("%s did not start listening" % self.label)
+
+    def check_alive(self):
+        if not self.proc.alive():
+            raise Broken("%s died (exit %s):\n%s" % (
+                self.label, self.proc.p.returncode, self.proc.log_tail()))
+
+    def stop(self):
+        if self.proc is None:
+            return
+        pr, self.proc = self.proc, None
+        if self.kind == "deye-mitm":
+            was_alive = pr.alive()
+            rc = pr.stop(signal.SIGTERM, timeout=6.0, group=False)
+            if was_alive and rc != 0:
+                raise Broken("%s exited %s on SIGTERM:\n%s"
+                             % (self.label, rc, pr.log_tail()))
+            bad = [x for x in open(pr.log_path, errors="replace")
+                   if " warn: " in x or " error: " in x]
+            if bad:
+                print("bench: %s logged %d warning(s)/error(s), e.g.:\n  %s"
+                      % (self.label, len(bad), bad[0].rstrip()))
+        else:
+            pr.stop(signal.SIGTERM, timeout=3.0)
+
+    def pids(self):
+        if self.kind == "deye-mitm":
+            return [self.proc.pid]
+        return [self.proc.pid] + children_of(self.proc.pid)
+
+    def cpu(self):
+        """CPU seconds used so far by the relay (socat: with its children,
+        the ended ones through cutime/cstime)."""
+        return sum(cpu_seconds(p) for p in self.pids())
+
+    def memory(self):
+        """(rss KiB summed, pss KiB summed, processes, threads)."""
+        rss = pss = threads = n = 0
+        for pid in self.pids():
+            try:
+                rss += status_kib(pid, "VmRSS")
+                pss += pss_kib(pid)
+                threads += status_kib(pid, "Threads")
+                n += 1
+            except (OSError, Broken):
+                pass  # a socat child that just ended
+        return rss, pss, n, threads
+
+
+# ---------------------------------------------------------------- runs
+
+def run_json(argv, timeout, cpus=None):
+    def setup():
+        _child_setup()
+        if cpus is not None:
+            os.sched_setaffinity(0, cpus)
+    try:
+        r = subprocess.run(argv, stdin=subprocess.DEVNULL,
+                           capture_output=True, timeout=timeout,
+                           preexec_fn=setup)
+    except subprocess.TimeoutExpired:
+        raise Broken("timed out: %s" % " ".join(argv))
+    try:
+        return r.returncode, json.loads(r.stdout.decode())
+    except ValueError:
+        raise Broken("%s: exit %d, no JSON output:\n%s" % (
+            " ".join(argv), r.returncode,
+            (r.stderr or r.stdout).decode(errors="replace")[-800:]))
+
+
+def iperf(port, reverse, relay=None):
+    """Gbit/s received, and the relay's CPU seconds per GB relayed (the
+    omitted first second counted at the measured rate)."""
+    argv = ["iperf3", "-c", LOOPBACK, "-p", str(port), "-t", str(BULK_SECS),
+            "-O", "1", "-J"] + (["-R"] if reverse else [])
+    for attempt in range(4):
+        c0 = relay.cpu() if relay else 0.0
+        rc, d = run_json(argv, BULK_SECS + 30)
+        cpu = (relay.cpu() if relay else 0.0) - c0
+        err = d.get("error")
+        if err is None and rc == 0:
+            gbps = d["end"]["sum_received"]["bits_per_second"] / 1e9
+            gbytes = gbps / 8 * (BULK_SECS + 1)
+            return gbps, cpu / gbytes if gbytes else float("nan")
+        if err and "busy" in err and attempt < 3:
+            time.sleep(0.5)  # the server is still finishing the last test
+            continue
+        raise Broken("iperf3 through port %d: %s" % (port, err or rc))
+
+
+def connrate(tools, port, secs, warmup, relay=None, cpus=None):
+    """bench_connrate's results, plus the relay's CPU microseconds per
+    connection (the warm-up exchanges counted too)."""
+    c0 = relay.cpu() if relay else 0.0
+    rc, d = run_json([os.path.join(tools, "bench_connrate"), "-p", str(port),
+                      "-t", str(secs), "-s", str(MSG_SIZE),
+                      "-w", str(warmup)], secs + 60, cpus)
+    if rc != 0:
+        raise Broken("bench_connrate exit %d" % rc)
+    n = d["n"] + d["errors"] + d["warmup_errors"] + warmup
+    if relay:
+        time.sleep(0.05)  # socat reaps its last children
+        d["cpu_us"] = (relay.cpu() - c0) * 1e6 / max(n, 1)
+    return d
+
+
+def hold(relay, n):
+    """Open n connections through relay, one echo each; the sockets."""
+    socks = []
+    try:
+        for i in range(n):
+            s = socket.create_connection((LOOPBACK, relay.port), timeout=10)
+            msg = b"hold%06d" % i
+            s.sendall(msg)
+            got = b""
+            while len(got) < len(msg):
+                b = s.recv(len(msg) - len(got))
+                if not b:
+                    break
+                got += b
+            socks.append(s)
+            if got != msg:
+                raise Broken("%s: connection %d: echo %r, sent %r"
+                             % (relay.label, i, got, msg))
+    except OSError as e:
+        for s in socks:
+            s.close()
+        raise Broken("%s: holding connection %d of %d: %s"
+                     % (relay.label, len(socks) + 1, n, e))
+    except BaseException:
+        for s in socks:
+            s.close()
+        raise
+    return socks
+
+
+def release(relay, socks, idle_threads, timeout=10.0):
+    """Close the held sockets and wait until the relay has let go of them."""
+    for s in socks:
+        try:
+            s.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+    for s in socks:
+        s.close()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if relay.kind == "deye-mitm":
+            if status_kib(relay.proc.pid, "Threads") <= idle_threads:
+                return True
+        elif not children_of(relay.proc.pid):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def interleave(rnd, items):
+    """A B C in even rounds, C B A in odd ones."""
+    return list(items) if rnd % 2 == 0 else list(reversed(items))
+
+
+def bulk_stage(relays, log):
+    res = {r.label: {"up": [], "down": [], "up_cpu": [], "down_cpu": []}
+           for r in relays}
+    for rnd in range(BULK_ROUNDS):
+        for reverse in (False, True):
+            dirn = "down" if reverse else "up"
+            for r in interleave(rnd, relays):
+                gbps, cpu = iperf(r.port, reverse, r)
+                r.check_alive()
+                res[r.label][dirn].append(gbps)
+                res[r.label][dirn + "_cpu"].append(cpu)
+                log("  bulk round %d %-4s %-10s %7.2f Gbit/s  relay CPU "
+                    "%.2f s/GB" % (rnd + 1, dirn, r.label, gbps, cpu))
+    return res
+
+
+def pin(pids, cpus):
+    """Set the CPU affinity of every thread of pids (threads and processes
+    created later inherit it from their creator)."""
+    for pid in pids:
+        for tid in os.listdir("/proc/%d/task" % pid):
+            try:
+                os.sched_setaffinity(int(tid), cpus)
+            except OSError:
+                pass  # a thread that just ended
+
+
+def rate_stage(relays, tools, log, rounds, cpus=None, tag=""):
+    res = {r.label: [] for r in relays}
+    for rnd in range(rounds):
+        for r in interleave(rnd, relays):
+            d = connrate(tools, r.port, RATE_SECS, RATE_WARMUP, r, cpus)
+            r.check_alive()
+            res[r.label].append(d)
+            errs = d["errors"] + d["warmup_errors"]
+            log("  rate%s round %d %-20s %6.0f conn/s  p50 %5d us  p99 %5d us"
+                "  relay CPU %4.0f us/conn%s"
+                % (tag, rnd + 1, r.label, d["rate"], d["total"]["p50"],
+                   d["total"]["p99"], d["cpu_us"],
+                   "  ERRORS %d (%s)" % (errs, d["error"]) if errs else ""))
+    return res
+
+
+def memory_stage(kinds, up, logdir, log):
+    res = {k: [] for k in kinds}
+    for rnd in range(MEM_ROUNDS):
+        for kind in interleave(rnd, kinds):
+            relay = Relay(kind, up, logdir).start()
+            socks = []
+            try:
+                time.sleep(0.3)
+                idle = relay.memory()
+                anon = status_kib(relay.proc.pid, "RssAnon")
+                bd0 = rss_breakdown(relay.proc.pid)
+                socks = hold(relay, HOLD)
+                time.sleep(0.5)   # let every thread / child settle
+                relay.check_alive()
+                held = relay.memory()
+                bd1 = rss_breakdown(relay.proc.pid)
+                # While the connections idle: how often the relay wakes.
+                s0 = sched_totals(relay.pids())
+                time.sleep(IDLE_WATCH_S)
+                s1 = sched_totals(relay.pids())
+                procs = held[2]
+                if kind == "socat" and procs != HOLD + 1:
+                    raise Broken("socat has %d processes for %d connections"
+                                 % (procs, HOLD))
+                if kind == "deye-mitm" and held[3] < idle[3] + 3 * HOLD:
+                    raise Broken("deye-mitm has %d threads for %d "
+                                 "connections" % (held[3], HOLD))
+                drained = release(relay, socks, idle[3])
+                socks = []
+                time.sleep(0.2)
+                after = relay.memory()
+            finally:
+                for s in socks:
+                    s.close()
+                relay.stop()
+            m = {"idle_rss": idle[0], "idle_pss": idle[1], "idle_anon": anon,
+                 "held_rss": held[0], "held_pss": held[1],
+                 "per_rss": (held[0] - idle[0]) / HOLD,
+                 "per_pss": (held[1] - idle[1]) / HOLD,
+                 "procs": held[2], "threads": held[3],
+                 "after_rss": after[0], "drained": drained,
+                 "idle_cpu_ms": (s1[0] - s0[0]) * 1e3 / IDLE_WATCH_S,
+                 "idle_wakeups": (s1[1] - s0[1]) / IDLE_WATCH_S,
+                 "per_kind": {k: (bd1[k] - bd0[k]) / HOLD for k in bd0}}
+            res[kind].append(m)
+            log("  memory round %d %-10s idle %6d KiB  held %7d KiB  "
+                "%5.1f KiB/conn RSS  %5.1f KiB/conn PSS  (%d procs, "
+                "%d threads); idle: %.0f wakeups/s, %.1f ms CPU/s%s"
+                % (rnd + 1, kind, m["idle_rss"], m["held_rss"], m["per_rss"],
+                   m["per_pss"], m["procs"], m["threads"], m["idle_wakeups"],
+                   m["idle_cpu_ms"], "" if drained else "  NOT DRAINED"))
+    return res
+
+
+# ---------------------------------------------------------------- report
+
+def med(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+def fmt(v, unit):
+    if unit in ("Gbit/s", "s/GB"):
+        return "%.2f" % v
+    if unit in ("KiB", "MiB", "ms/s"):
+        return "%.1f" % v
+    return "%.0f" % v
+
+
+def main():
+    for var in ("DEYE_MITM", "DEYE_TOOLS"):
+        if not os.environ.get(var):
+            print("bench: %s is not set; run it with make bench" % var,
+                  file=sys.stderr)
+            return 2
+    tools = os.environ["DEYE_TOOLS"]
+    missing = [t for t in ("socat", "iperf3") if shutil.which(t) is None]
+    missing += [p for p in (os.environ["DEYE_MITM"],
+                            os.path.join(tools, "bench_echo"),
+                            os.path.join(tools, "bench_connrate"))
+                if not os.access(p, os.X_OK)]
+    if missing:
+        print("bench: missing: %s" % ", ".join(missing), file=sys.stderr)
+        return 2
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, 65536) if hard != resource.RLIM_INFINITY else 65536
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    if want < HOLD + 100:
+        print("bench: open file limit %d is too low for BENCH_HOLD=%d"
+              % (want, HOLD), file=sys.stderr)
+        return 2
+
+    logdir = tempfile.mkdtemp(prefix="deye-bench-")
+    t_start = time.monotonic()
+
+    def log(msg):
+        print("[%5.1fs]%s" % (time.monotonic() - t_start, msg), flush=True)
+
+    busy = cpu_busy(1.0)
+    ver = subprocess.run(["socat", "-V"], capture_output=True,
+                         text=True).stdout
+    socat_ver = next((x.split()[2] for x in ver.splitlines()
+                      if x.startswith("socat version")), "?")
+    print("deye-mitm benchmark: %s vs socat %s -b 65536 (fork), on %s, "
+          "kernel %s, %d CPUs, load %.2f, %.0f%% CPU busy before start"
+          % (os.path.basename(os.environ["DEYE_MITM"]), socat_ver, LOOPBACK,
+             platform.release(), os.cpu_count() or 0, os.getloadavg()[0],
+             100 * busy))
+    if busy > 0.15:
+        print("bench: WARNING: the machine is not idle (%.0f%% CPU busy "
+              "before start); absolute numbers will be low and noisy, the "
+              "interleaved ratios less so" % (100 * busy))
+    print("logs in %s" % logdir, flush=True)
+
+    ok = False
+    problems = []
+    try:
+        # ---- upstreams
+        echo = Proc("bench_echo", [os.path.join(tools, "bench_echo")],
+                    logdir, stdout=subprocess.PIPE)
+        line = echo.p.stdout.readline().decode()
+        if not line.startswith("PORT "):
+            raise Broken("bench_echo did not start:\n%s" % echo.log_tail())
+        echo_port = int(line.split()[1])
+        iperf_port = free_port()
+        iperf_srv = Proc("iperf3-server", ["iperf3", "-s", "-B", LOOPBACK,
+                                           "-p", str(iperf_port)], logdir)
+        if not wait_listening(iperf_srv, iperf_port):
+            raise Broken("iperf3 server did not start:\n%s"
+                         % iperf_srv.log_tail())
+
+        # ---- 1. bulk
+        log(" bulk: iperf3 -t %d -O 1, %d rounds, up and down (-R)"
+            % (BULK_SECS, BULK_ROUNDS))
+        relays = [Relay("deye-mitm", iperf_port, logdir).start(),
+                  Relay("socat", iperf_port, logdir).start()]
+        try:
+            direct = {"up": iperf(iperf_port, False)[0],
+                      "down": iperf(iperf_port, True)[0]}
+            log("  bulk direct (no relay): up %.2f, down %.2f Gbit/s"
+                % (direct["up"], direct["down"]))
+            bulk = bulk_stage(relays, log)
+        finally:
+            for r in relays:
+                r.stop()
+        iperf_srv.stop()
+
+        # ---- 2./3. connection rate and latency
+        log(" rate: sequential connect + %d-byte echo + close, %d s per "
+            "run after %d warm-up exchanges, %d rounds"
+            % (MSG_SIZE, RATE_SECS, RATE_WARMUP, RATE_ROUNDS))
+        relays = [Relay("deye-mitm", echo_port, logdir),
+                  Relay("socat", echo_port, logdir),
+                  Relay("deye-mitm", echo_port, logdir,
+                        label="deye-mitm (info log)", loglevel=None)]
+        try:
+            for r in relays:
+                r.start()
+            direct_rate = connrate(tools, echo_port, RATE_SECS, RATE_WARMUP)
+            log("  rate direct (no relay): %.0f conn/s, p99 %d us"
+                % (direct_rate["rate"], direct_rate["total"]["p99"]))
+            rate = rate_stage(relays, tools, log, RATE_ROUNDS)
+            info_log = relays[2].proc.log_path
+            # The same on one CPU: no cross-CPU wake-ups (slow in VMs), so
+            # what remains is mostly each relay's own cost per connection.
+            all_cpus = os.sched_getaffinity(0)
+            if len(all_cpus) > 1 and PIN_ROUNDS > 0:
+                one = {max(all_cpus)}
+                log(" rate on one CPU (%d): relays, echo server and client "
+                    "pinned, %d rounds" % (max(one), PIN_ROUNDS))
+                try:
+                    pin([echo.pid] + [r.proc.pid for r in relays[:2]], one)
+                    rate_pinned = rate_stage(relays[:2], tools, log,
+                                             PIN_ROUNDS, one, " 1cpu")
+                finally:
+                    pin([echo.pid] + [r.proc.pid for r in relays[:2]],
+                        all_cpus)
+            else:
+                rate_pinned = None
+        finally:
+            for r in relays:
+                r.stop()
+        with open(info_log, errors="replace") as f:
+            closed = sum(1 for x in f if " info: closed conn=" in x)
+        # One line per connection, warm-up included; at least the counted.
+        expected = sum(d["n"] for d in rate["deye-mitm (info log)"])
+        if closed < expected:
+            problems.append("deye-mitm at info level logged %d closed "
+                            "connections, expected at least %d"
+                            % (closed, expected))
+
+        # ---- 4. memory
+        log(" memory: %d idle connections held at once, fresh relay each "
+            "round, %d rounds" % (HOLD, MEM_ROUNDS))
+        mem = memory_stage(["deye-mitm", "socat"], echo_port, logdir, log)
+        echo.stop()
+
+        for label, runs in list(rate.items()) + list(
+                (rate_pinned or {}).items()):
+            errs = sum(d["errors"] + d["warmup_errors"] for d in runs)
+            if errs:
+                problems.append("%s: %d failed exchanges (first: %s)" % (
+                    label, errs, next(d["error"] for d in runs
+                                      if d["error"])))
+        for kind, runs in mem.items():
+            if not all(m["drained"] for m in runs):
+                problems.append("%s did not let go of the held connections "
+                                "within 10 s of their close" % kind)
+        ok = True
+    except Broken as e:
+        print("\nbench: BROKEN: %s" % e, file=sys.stderr)
+    except KeyboardInterrupt:
+        print("\nbench: interrupted", file=sys.stderr)
+    finally:
+        signal.alarm(0)
+        for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(s, signal.SIG_IGN)  # let the clean-up finish
+        Proc.stop_all()
+        left = leftovers()
+        if left:
+            print("bench: killing leftover processes %s" % left,
+                  file=sys.stderr)
+            for pid in left:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            problems.append("leftover processes: %s" % left)
+
+    if not ok:
+        print("bench: logs kept in %s" % logdir, file=sys.stderr)
+        return 1
+
+    # ---- the table
+    D, S, I = "deye-mitm", "socat", "deye-mitm (info log)"
+    rows = []  # metric, unit, deye, socat, ratio, target, pass (None: info)
+
+    def add(metric, unit, dv, sv, target=None, passed=None):
+        ratio = dv / sv if sv else float("nan")
+        rows.append((metric, unit, dv, sv, ratio, target or "(info)",
+                     passed))
+
+    for dirn, name in (("up", "logger->cloud"), ("down", "cloud->logger, -R")):
+        dv, sv = med(bulk[D][dirn]), med(bulk[S][dirn])
+        add("bulk throughput, %s" % name, "Gbit/s", dv, sv,
+            ">= 1.10x socat", dv / sv >= 1.10)
+        add("  relay CPU per GB, %s" % dirn, "s/GB",
+            med(bulk[D][dirn + "_cpu"]), med(bulk[S][dirn + "_cpu"]))
+    dv, sv = (med([d["rate"] for d in rate[D]]),
+              med([d["rate"] for d in rate[S]]))
+    add("connection rate (sequential)", "conn/s", dv, sv, ">= 3.00x socat",
+        dv / sv >= 3.0)
+    dv, sv = (med([d["total"]["p99"] for d in rate[D]]),
+              med([d["total"]["p99"] for d in rate[S]]))
+    add("p99 connect+echo+close", "us", dv, sv, "<= 1.00x socat", dv <= sv)
+    add("p50 connect+echo+close", "us",
+        med([d["total"]["p50"] for d in rate[D]]),
+        med([d["total"]["p50"] for d in rate[S]]))
+    add("p99 connect+echo (no close)", "us",
+        med([d["echo"]["p99"] for d in rate[D]]),
+        med([d["echo"]["p99"] for d in rate[S]]))
+    add("  relay CPU per connection", "us",
+        med([d["cpu_us"] for d in rate[D]]),
+        med([d["cpu_us"] for d in rate[S]]))
+    if rate_pinned:
+        add("conn rate, all on one CPU", "conn/s",
+            med([d["rate"] for d in rate_pinned[D]]),
+            med([d["rate"] for d in rate_pinned[S]]))
+        add("  p99, all on one CPU", "us",
+            med([d["total"]["p99"] for d in rate_pinned[D]]),
+            med([d["total"]["p99"] for d in rate_pinned[S]]))
+        add("  relay CPU per connection, one CPU", "us",
+            med([d["cpu_us"] for d in rate_pinned[D]]),
+            med([d["cpu_us"] for d in rate_pinned[S]]))
+    add("conn rate, deye-mitm at info log", "conn/s",
+        med([d["rate"] for d in rate[I]]), med([d["rate"] for d in rate[S]]))
+    add("p99, deye-mitm at info log", "us",
+        med([d["total"]["p99"] for d in rate[I]]),
+        med([d["total"]["p99"] for d in rate[S]]))
+    dv, sv = (med([m["per_rss"] for m in mem[D]]),
+              med([m["per_rss"] for m in mem[S]]))
+    add("RSS per held conn (socat: sum)", "KiB", dv, sv, "<= 16 KiB",
+        dv <= 16.0)
+    add("PSS per held conn (fair)", "KiB",
+        med([m["per_pss"] for m in mem[D]]),
+        med([m["per_pss"] for m in mem[S]]))
+    add("  wakeups/s, %d conns idle" % HOLD, "1/s",
+        med([m["idle_wakeups"] for m in mem[D]]),
+        med([m["idle_wakeups"] for m in mem[S]]))
+    add("  CPU, %d conns idle" % HOLD, "ms/s",
+        med([m["idle_cpu_ms"] for m in mem[D]]),
+        med([m["idle_cpu_ms"] for m in mem[S]]))
+    dv, sv = (med([m["idle_rss"] for m in mem[D]]) / 1024,
+              med([m["idle_rss"] for m in mem[S]]) / 1024)
+    add("idle RSS after start", "MiB", dv, sv, "< 2 MiB", dv < 2.0)
+    add("idle PSS after start", "MiB",
+        med([m["idle_pss"] for m in mem[D]]) / 1024,
+        med([m["idle_pss"] for m in mem[S]]) / 1024)
+
+    hdr = ("metric", "unit", "deye-mitm", "socat", "ratio", "target",
+           "result")
+    table = [hdr] + [(m, u, fmt(d, u), fmt(s, u),
+                      "%.2fx" % r if r == r else "-", t,
+                      "" if p is None else ("PASS" if p else "MISS"))
+                     for m, u, d, s, r, t, p in rows]
+    w = [max(len(r[i]) for r in table) for i in range(len(hdr))]
+    print("\nResults: medians of interleaved rounds (bulk %d, rate %d, "
+          "one CPU %d, memory %d); ratio = deye-mitm / socat\n"
+          % (BULK_ROUNDS, RATE_ROUNDS, PIN_ROUNDS if rate_pinned else 0,
+             MEM_ROUNDS))
+    for i, r in enumerate(table):
+        print("  ".join(c.ljust(w[j]) if j in (0, 1, 5) else c.rjust(w[j])
+                        for j, c in enumerate(r)).rstrip())
+        if i == 0:
+            print("  ".join("-" * x for x in w))
+
+    # ---- details
+    def spread(xs, f="%.2f"):
+        return "[" + ", ".join(f % x for x in xs) + "]"
+
+    print("\nDetails:")
+    for dirn in ("up", "down"):
+        pr = [a / b for a, b in zip(bulk[D][dirn], bulk[S][dirn])]
+        print("  bulk %-4s per-round ratios %s; direct, no relay: %.2f Gbit/s"
+              % (dirn, spread(pr), direct[dirn]))
+    pr = [a["rate"] / b["rate"] for a, b in zip(rate[D], rate[S])]
+    print("  rate per-round ratios %s; direct, no relay: %.0f conn/s"
+          % (spread(pr), direct_rate["rate"]))
+    dm, sm = mem[D][-1], mem[S][-1]
+    print("  deye-mitm idle: RssAnon %d KiB of VmRSS %d KiB (the rest is "
+          "mapped libraries); held %d threads for %d connections; RSS "
+          "after the %d closed: %d KiB"
+          % (dm["idle_anon"], dm["idle_rss"], dm["threads"], HOLD, HOLD,
+             dm["after_rss"]))
+    pk = {k: med([m["per_kind"][k] for m in mem[D]]) for k in dm["per_kind"]}
+    print("  deye-mitm RSS per held connection by mapping: thread stacks "
+          "%.1f KiB (%.1f stacks, %.1f KiB each), heap/malloc arenas %.1f "
+          "KiB, other %.1f KiB"
+          % (pk["stacks"], pk["nstacks"],
+             pk["stacks"] / pk["nstacks"] if pk["nstacks"] else 0,
+             pk["heap"], pk["other"]))
+    print("  socat held: %d processes, sum VmRSS %d KiB, sum Pss %d KiB"
+          % (sm["procs"], sm["held_rss"], sm["held_pss"]))
+    print("  RSS rows: deye-mitm VmRSS; socat VmRSS summed over the parent "
+          "and its fork children.  PSS rows: smaps_rollup Pss, summed the "
+          "same way.")
+    print("  total time %.0f s" % (time.monotonic() - t_start))
+
+    if problems:
+        print("\nbench: BROKEN:\n  " + "\n  ".join(problems),
+              file=sys.stderr)
+        print("bench: logs kept in %s" % logdir, file=sys.stderr)
+        return 1
+    if os.environ.get("BENCH_KEEP_LOGS") == "1":
+        print("logs kept in %s" % logdir)
+    else:
+        shutil.rmtree(logdir, ignore_errors=True)
+    return 0
+
+
+def _on_signal(signum, frame):
+    raise KeyboardInterrupt()
+
+
+if __name__ == "__main__":
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGALRM):
+        signal.signal(s, _on_signal)
+    signal.alarm(WATCHDOG_S)
+    sys.exit(main())
