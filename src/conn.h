@@ -30,7 +30,6 @@ struct conn {
 	char upstream[ADDR_STR_MAX];
 	int64_t start_ms;         /* monotonic */
 	time_t start_wall;
-	int64_t tick_ms;          /* socket timeout: how often pumps check */
 	atomic_int_least64_t last_io_ms;
 	atomic_int_least64_t eof_ms; /* first EOF, 0 while none */
 	uint64_t bytes[2];        /* written by the pump of that direction */
@@ -38,6 +37,8 @@ struct conn {
 
 	pthread_mutex_t end_lock;
 	char end[96];             /* who closed first and why, set once */
+	pthread_cond_t pump_ended; /* under end_lock */
+	bool pump_done[2];
 
 	pthread_t controller;
 	struct conn *next;        /* in relay.c's live or done list */

@@ -170,9 +170,13 @@ net_connect(const char *host, uint16_t port, int64_t timeout_ms,
 int
 net_tune(int fd, int64_t timeout_ms)
 {
-	struct timeval tv = {(time_t)(timeout_ms / 1000),
-	    (suseconds_t)(timeout_ms % 1000) * 1000};
+	struct timeval tv;
 	int one = 1;
+
+	if (timeout_ms < 1)
+		timeout_ms = 1; /* 0 would mean no timeout at all */
+	tv.tv_sec = (time_t)(timeout_ms / 1000);
+	tv.tv_usec = (suseconds_t)(timeout_ms % 1000) * 1000;
 
 	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0 ||
 	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) != 0)

@@ -31,7 +31,7 @@ int net_connect(const char *host, uint16_t port, int64_t timeout_ms,
     const atomic_bool *stop, net_refuse_fn refuse,
     struct sockaddr_storage *peer, bool *timed_out, char *err, size_t errlen);
 
-/* SO_RCVTIMEO and SO_SNDTIMEO, TCP_NODELAY. */
+/* SO_RCVTIMEO and SO_SNDTIMEO (at least 1 ms), TCP_NODELAY. */
 int net_tune(int fd, int64_t timeout_ms);
 
 /* Monotonic milliseconds. */

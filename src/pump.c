@@ -2,14 +2,16 @@
  * pump.c - one direction of a relayed connection.
  *
  * recv() from one socket, send() the whole chunk to the other, then hand the
- * chunk to the tap: the relay never waits for a decoder.  Sockets carry a
- * receive/send timeout (the connection's tick) so that a pump blocked on a
- * silent peer wakes up to check the idle and half-close deadlines and the
- * daemon's shutdown.
+ * chunk to the tap: the relay never waits for a decoder.
  *
- * Ends: EOF is passed on as shutdown(SHUT_WR) to the other side and the
- * other direction keeps flowing; an error or reset, or a deadline, shuts
- * both sockets down, which wakes the other pump in recv() or send().
+ * Deadlines without polling: each socket's receive and send timeouts are
+ * the time left until the idle deadline (no byte either way for
+ * idle_timeout), so an idle connection costs no wake-ups until it is due.
+ * When one side sends EOF, its pump passes it on with shutdown(SHUT_WR) and
+ * then waits on a condition for the other pump, at most until the other
+ * direction has been silent for fin_timeout.  An error, a reset or a
+ * deadline shuts both sockets down, which wakes the other pump in recv()
+ * or send(); so does the daemon's shutdown.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -39,30 +41,25 @@ errno_word(int e)
 	}
 }
 
-/* Whether a deadline has passed; sets the end reason when one has. */
+/*
+ * A socket timeout fired.  Returns true when the connection is idle (the
+ * reason is set); otherwise re-arms the timeouts of fd for the time left.
+ */
 static bool
-deadline_passed(struct conn *c)
+idle_expired(struct conn *c, int fd)
 {
-	int64_t now = net_now_ms();
-	int64_t last = atomic_load(&c->last_io_ms);
-	int64_t eof = atomic_load(&c->eof_ms);
+	int64_t left = atomic_load(&c->last_io_ms) + c->lc->idle_timeout_ms -
+	    net_now_ms();
 
-	if (relay_stopping()) {
-		conn_end(c, "relay", "shutdown");
-		return true;
-	}
-	if (now - last >= c->lc->idle_timeout_ms) {
+	if (left <= 0) {
 		conn_end(c, "relay", "idle-timeout");
 		return true;
 	}
-	if (eof != 0 && now - (last > eof ? last : eof) >= c->lc->fin_timeout_ms) {
-		conn_end(c, "relay", "fin-timeout");
-		return true;
-	}
+	(void)net_tune(fd, left);
 	return false;
 }
 
-/* Write all of buf; false when the destination failed or a deadline hit. */
+/* Write all of buf; false when the destination failed or went idle. */
 static bool
 send_all(struct conn *c, int to, const uint8_t *buf, size_t n, enum dir dir)
 {
@@ -78,7 +75,7 @@ send_all(struct conn *c, int to, const uint8_t *buf, size_t n, enum dir dir)
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			if (deadline_passed(c))
+			if (idle_expired(c, to))
 				return false;
 			continue;
 		}
@@ -89,6 +86,46 @@ send_all(struct conn *c, int to, const uint8_t *buf, size_t n, enum dir dir)
 	return true;
 }
 
+/* After our side's EOF: give the other direction until it has been silent
+ * for fin_timeout. */
+static void
+await_other_half(struct conn *c, enum dir dir)
+{
+	pthread_mutex_lock(&c->end_lock);
+	while (!c->pump_done[!dir]) {
+		int64_t last = atomic_load(&c->last_io_ms);
+		int64_t eof = atomic_load(&c->eof_ms);
+		int64_t left = (last > eof ? last : eof) + c->lc->fin_timeout_ms -
+		    net_now_ms();
+		struct timespec ts;
+
+		if (left <= 0) {
+			pthread_mutex_unlock(&c->end_lock);
+			conn_end(c, "relay", "fin-timeout");
+			conn_abort(c);
+			return;
+		}
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += left / 1000;
+		ts.tv_nsec += (left % 1000) * 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&c->pump_ended, &c->end_lock, &ts);
+	}
+	pthread_mutex_unlock(&c->end_lock);
+}
+
+static void
+pump_finish(struct conn *c, enum dir dir)
+{
+	pthread_mutex_lock(&c->end_lock);
+	c->pump_done[dir] = true;
+	pthread_cond_broadcast(&c->pump_ended);
+	pthread_mutex_unlock(&c->end_lock);
+}
+
 void *
 pump_run(void *arg)
 {
@@ -96,11 +133,13 @@ pump_run(void *arg)
 	struct conn *c = p->c;
 	int from = c->fd[p->dir], to = c->fd[!p->dir];
 	uint8_t *buf = malloc(PUMP_BUF);
+	bool eof = false;
 
 	if (buf == NULL) {
 		log_errorx("conn %" PRIu64 ": out of memory", c->id);
 		conn_end(c, "relay", "out-of-memory");
 		conn_abort(c);
+		pump_finish(c, p->dir);
 		return NULL;
 	}
 	for (;;) {
@@ -123,12 +162,13 @@ pump_run(void *arg)
 			atomic_compare_exchange_strong(&c->eof_ms, &zero, net_now_ms());
 			if (to >= 0)
 				(void)shutdown(to, SHUT_WR);
+			eof = to >= 0;
 			break;
 		}
 		if (errno == EINTR)
 			continue;
 		if (errno == EAGAIN || errno == EWOULDBLOCK) {
-			if (deadline_passed(c)) {
+			if (idle_expired(c, from)) {
 				conn_abort(c);
 				break;
 			}
@@ -139,5 +179,8 @@ pump_run(void *arg)
 		break;
 	}
 	free(buf);
+	pump_finish(c, p->dir);
+	if (eof)
+		await_other_half(c, p->dir);
 	return NULL;
 }

@@ -138,14 +138,8 @@ run_pumps(struct conn *c)
 	pthread_t t[2];
 	int started = 0, r = 0;
 
-	c->tick_ms = (c->lc->idle_timeout_ms < c->lc->fin_timeout_ms ?
-	    c->lc->idle_timeout_ms : c->lc->fin_timeout_ms) / 10;
-	if (c->tick_ms < 10)
-		c->tick_ms = 10;
-	if (c->tick_ms > 1000)
-		c->tick_ms = 1000;
 	for (int d = 0; d < 2; d++) {
-		if (c->fd[d] >= 0 && net_tune(c->fd[d], c->tick_ms) != 0) {
+		if (c->fd[d] >= 0 && net_tune(c->fd[d], c->lc->idle_timeout_ms) != 0) {
 			log_warn("conn %" PRIu64 ": socket options", c->id);
 			conn_end(c, "relay", "setsockopt");
 			return;
@@ -270,6 +264,7 @@ relay_start(const struct listener_conf *lc, int fd, const struct sockaddr *peer)
 	c->start_wall = time(NULL);
 	addr_format(peer, c->peer, sizeof c->peer);
 	pthread_mutex_init(&c->end_lock, NULL);
+	pthread_cond_init(&c->pump_ended, NULL);
 	log_debug("open conn=%" PRIu64 " listener=%s peer=%s", c->id, lc->name,
 	    c->peer);
 
@@ -283,6 +278,7 @@ relay_start(const struct listener_conf *lc, int fd, const struct sockaddr *peer)
 		errno = r;
 		log_warn("[%s]: cannot start a connection thread", lc->name);
 		pthread_mutex_destroy(&c->end_lock);
+		pthread_cond_destroy(&c->pump_ended);
 		free(c);
 		goto fail;
 	}
@@ -310,6 +306,7 @@ relay_reap(void)
 
 		pthread_join(list->controller, NULL);
 		pthread_mutex_destroy(&list->end_lock);
+		pthread_cond_destroy(&list->pump_ended);
 		free(list);
 		list = next;
 	}
