@@ -32,7 +32,8 @@ struct conn {
 	time_t start_wall;
 	atomic_int_least64_t last_io_ms;
 	atomic_int_least64_t eof_ms; /* first EOF, 0 while none */
-	uint64_t bytes[2];        /* written by the pump of that direction */
+	atomic_uint_least64_t bytes[2]; /* relayed (and answered) bytes */
+	atomic_bool local;        /* answering the logger ourselves */
 	struct tap *tap;
 
 	pthread_mutex_t end_lock;
@@ -50,6 +51,11 @@ struct conn {
  * ("client:eof+relay:fin-timeout").  Other later calls are ignored.
  */
 void conn_end(struct conn *c, const char *who, const char *why);
+/*
+ * The upstream failed (why: "reset", "eof"...): with on_upstream_failure =
+ * answer, carry on locally and return true; otherwise return false.
+ */
+bool conn_go_local(struct conn *c, const char *why);
 /* Shut both sockets down, waking both pumps. */
 void conn_abort(struct conn *c);
 /* Whether the daemon is shutting down. */

@@ -123,16 +123,19 @@ make_dirs(const struct conf *c)
 	}
 }
 
+/* Local answering is Solarman's; say so where it cannot happen. */
 static void
-warn_unfinished(const struct conf *c)
+warn_local_modes(const struct conf *c)
 {
 	for (size_t i = 0; i < c->nlisteners; i++) {
 		const struct listener_conf *lc = &c->listeners[i];
+		bool local = lc->upstream.none ||
+		    lc->on_upstream_failure == ON_FAILURE_ANSWER;
 
-		if (lc->upstream.none || lc->on_upstream_failure == ON_FAILURE_ANSWER)
-			log_warnx("[%s] local mode: the logger's bytes are read and "
-			    "captured, but local time replies are not built yet",
-			    lc->name);
+		if (local && lc->protocol != PROTO_SOLARMAN)
+			log_warnx("[%s] protocol %s cannot answer clients locally: "
+			    "without an upstream they are read but not answered",
+			    lc->name, conf_proto_name(lc->protocol));
 	}
 }
 
@@ -217,7 +220,7 @@ main(int argc, char **argv)
 	if (c->user != NULL)
 		drop_privileges(c->user);
 	make_dirs(c);
-	warn_unfinished(c);
+	warn_local_modes(c);
 
 	/* Every thread inherits this mask; only sigwait() below sees them. */
 	sigemptyset(&set);

@@ -86,6 +86,39 @@ send_all(struct conn *c, int to, const uint8_t *buf, size_t n, enum dir dir)
 	return true;
 }
 
+/*
+ * One chunk read from dir: pass it on, feed it to the tap and, when we
+ * answer the logger ourselves, send it the replies.  False when the
+ * connection must end (the reason is set).
+ */
+static bool
+forward(struct conn *c, enum dir dir, int to, const uint8_t *buf, size_t n)
+{
+	const uint8_t *replies;
+	size_t k;
+
+	if (to >= 0 && !atomic_load(&c->local) &&
+	    !send_all(c, to, buf, n, dir) &&
+	    !(dir == DIR_UP && conn_go_local(c, "gone")))
+		return false;
+	atomic_fetch_add(&c->bytes[dir], n);
+	tap_feed(c->tap, dir, buf, n);
+	if (dir != DIR_UP || !atomic_load(&c->local))
+		return true;
+	if (tap_undecodable(c->tap)) {
+		conn_end(c, "relay", "cannot-answer");
+		return false;
+	}
+	if ((k = tap_replies(c->tap, &replies)) > 0) {
+		bool ok = send_all(c, c->fd[DIR_UP], replies, k, DIR_DOWN);
+		tap_replies_sent(c->tap);
+		if (!ok)
+			return false;
+		atomic_fetch_add(&c->bytes[DIR_DOWN], k);
+	}
+	return true;
+}
+
 /* After our side's EOF: give the other direction until it has been silent
  * for fin_timeout. */
 static void
@@ -147,14 +180,14 @@ pump_run(void *arg)
 
 		if (n > 0) {
 			atomic_store(&c->last_io_ms, net_now_ms());
-			if (to >= 0 && !send_all(c, to, buf, (size_t)n, p->dir)) {
+			if (!forward(c, p->dir, to, buf, (size_t)n)) {
 				conn_abort(c);
 				break;
 			}
-			c->bytes[p->dir] += (uint64_t)n;
-			tap_feed(c->tap, p->dir, buf, (size_t)n);
 			continue;
 		}
+		if (n == 0 && p->dir == DIR_DOWN && conn_go_local(c, "eof"))
+			break; /* the cloud hung up: the logger goes on with us */
 		if (n == 0) {
 			int64_t zero = 0;
 
@@ -174,6 +207,8 @@ pump_run(void *arg)
 			}
 			continue;
 		}
+		if (p->dir == DIR_DOWN && conn_go_local(c, errno_word(errno)))
+			break;
 		conn_end(c, side_name[p->dir], errno_word(errno));
 		conn_abort(c);
 		break;

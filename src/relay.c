@@ -74,6 +74,22 @@ conn_end(struct conn *c, const char *who, const char *why)
 	pthread_mutex_unlock(&c->end_lock);
 }
 
+bool
+conn_go_local(struct conn *c, const char *why)
+{
+	/* Not when stopping, nor when the logger itself already said EOF. */
+	if (c->lc->on_upstream_failure != ON_FAILURE_ANSWER || relay_stopping() ||
+	    atomic_load(&c->eof_ms) != 0)
+		return false;
+	if (!atomic_exchange(&c->local, true)) {
+		log_info("conn %" PRIu64 " [%s]: upstream %s (%s), carrying on "
+		    "locally", c->id, c->lc->name, c->upstream, why);
+		tap_answer_locally(c->tap);
+		(void)shutdown(c->fd[DIR_DOWN], SHUT_RDWR);
+	}
+	return true;
+}
+
 void
 conn_abort(struct conn *c)
 {
@@ -147,6 +163,10 @@ run_pumps(struct conn *c)
 	}
 	atomic_store(&c->last_io_ms, net_now_ms());
 	c->tap = tap_open(c->lc, c->id, c->peer, c->start_wall);
+	if (c->fd[DIR_DOWN] < 0) {
+		atomic_store(&c->local, true);
+		tap_answer_locally(c->tap);
+	}
 	/* Without an upstream only the logger's side is read. */
 	for (; started < (c->fd[DIR_DOWN] >= 0 ? 2 : 1); started++) {
 		r = start_thread(&t[started], PUMP_STACK, pump_run, &p[started]);
@@ -177,9 +197,9 @@ connection_event(const struct conn *c, double secs)
 	json_object_set_new(ev, "conn.upstream",
 	    json_string(c->upstream[0] ? c->upstream : "-"));
 	json_object_set_new(ev, "conn.duration_s", json_real(secs));
-	json_object_set_new(ev, "conn.bytes_up", json_integer((json_int_t)c->bytes[DIR_UP]));
+	json_object_set_new(ev, "conn.bytes_up", json_integer((json_int_t)atomic_load(&c->bytes[DIR_UP])));
 	json_object_set_new(ev, "conn.bytes_down",
-	    json_integer((json_int_t)c->bytes[DIR_DOWN]));
+	    json_integer((json_int_t)atomic_load(&c->bytes[DIR_DOWN])));
 	json_object_set_new(ev, "conn.end", json_string(c->end[0] ? c->end : "relay:unknown"));
 	outbox_put(ev, m.received_ms);
 }
@@ -220,10 +240,11 @@ controller_run(void *arg)
 	tap_close(c->tap);
 	secs = (double)(net_now_ms() - c->start_ms) / 1000.0;
 	log_info("closed conn=%" PRIu64 " listener=%s peer=%s upstream=%s "
-	    "duration=%.3fs up=%" PRIu64 " down=%" PRIu64 " end=%s",
+	    "duration=%.3fs up=%" PRIu64 " down=%" PRIu64 " end=%s%s",
 	    c->id, lc->name, c->peer, c->upstream[0] ? c->upstream : "-", secs,
-	    c->bytes[DIR_UP], c->bytes[DIR_DOWN],
-	    c->end[0] ? c->end : "relay:unknown");
+	    atomic_load(&c->bytes[DIR_UP]), atomic_load(&c->bytes[DIR_DOWN]),
+	    c->end[0] ? c->end : "relay:unknown",
+	    atomic_load(&c->local) ? " answered=locally" : "");
 
 	connection_event(c, secs);
 

@@ -197,3 +197,35 @@ solarman_frame_parse(const uint8_t *frame, size_t len,
 	f->payload = span_sub(s, 11, plen);
 	return 0;
 }
+
+size_t
+solarman_time_reply(const uint8_t *req, size_t len, uint32_t unix_time,
+    int32_t tz_minutes, uint8_t out[SOLARMAN_REPLY_LEN])
+{
+	static const uint8_t requests[] = {0x41, 0x42, 0x43, 0x45, 0x47, 0x48};
+	struct solarman_frame f;
+	uint8_t first;
+	uint32_t tz = (uint32_t)tz_minutes;
+
+	if (solarman_frame_parse(req, len, &f) != 0 ||
+	    memchr(requests, f.type, sizeof requests) == NULL ||
+	    !span_u8(f.payload, 0, &first))
+		return 0;
+	out[0] = SOLARMAN_START;
+	out[1] = 10;
+	out[2] = 0;
+	out[3] = req[3];
+	out[4] = (uint8_t)(f.type - 0x30);
+	out[5] = (uint8_t)(f.seq[0] + 1);
+	out[6] = f.seq[1];
+	memcpy(out + 7, req + 7, 4);
+	out[11] = first;
+	out[12] = 0x01;
+	for (int i = 0; i < 4; i++) {
+		out[13 + i] = (uint8_t)(unix_time >> (8 * i));
+		out[17 + i] = (uint8_t)(tz >> (8 * i));
+	}
+	out[21] = solarman_checksum(out, SOLARMAN_REPLY_LEN);
+	out[22] = SOLARMAN_END;
+	return SOLARMAN_REPLY_LEN;
+}

@@ -67,6 +67,18 @@ struct solarman_frame {
 /* Split a frame delivered by the stream; 0, or -1 if it is not one. */
 int solarman_frame_parse(const uint8_t *frame, size_t len,
     struct solarman_frame *f);
+#define SOLARMAN_REPLY_LEN 23
+
+/*
+ * The time reply a cloud sends to a logger frame (PROTOCOL.md): type - 0x30,
+ * byte 5 + 1, byte 6 echoed, the serial, payload byte 0, 0x01, the Unix
+ * time and the offset in minutes.  Returns SOLARMAN_REPLY_LEN, or 0 for a
+ * frame that is not a logger request (handshake, data, wifi, command,
+ * heartbeat, report) and gets no answer.
+ */
+size_t solarman_time_reply(const uint8_t *req, size_t len, uint32_t unix_time,
+    int32_t tz_minutes, uint8_t out[SOLARMAN_REPLY_LEN]);
+
 /* Checksum of frame bytes 1 .. len-3 (everything but start, sum, end). */
 uint8_t solarman_checksum(const uint8_t *frame, size_t len);
 

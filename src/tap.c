@@ -3,9 +3,11 @@
  * capture_dir is set) and the Solarman V5 decoder.
  *
  * Each direction has its own decoder state, touched only by that
- * direction's pump, so there is no lock.  The one cross-direction flag,
- * "this connection is not V5", is an atomic: the first bytes of the
- * connection decide it, whichever direction they come from.
+ * direction's pump, so there is no lock.  The cross-direction flags are
+ * atomics: "this connection is not V5", decided by the first bytes of the
+ * connection whichever direction they come from, and "answer locally",
+ * set when there is no upstream (any more).  Replies are made while the up
+ * pump feeds the decoder and sent by that same pump.
  */
 #include "tap.h"
 
@@ -15,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "capture.h"
 #include "event.h"
@@ -42,6 +45,9 @@ struct tap {
 	bool solarman;
 	atomic_int first_dir;   /* -1 until a direction saw its first byte */
 	atomic_bool undecodable;
+	atomic_bool answer;     /* we are the cloud now */
+	uint8_t *replies;       /* up pump only */
+	size_t nreplies, cap;
 	struct tap_dir d[2];
 };
 
@@ -58,6 +64,49 @@ meta_init(struct tap *t, int dir, struct event_meta *m)
 	event_id_new(m);
 }
 
+/* Minutes east of UTC now: fixed, or this host's zone (summer time too). */
+static int32_t
+tz_minutes(const struct conf_tz *tz, time_t now)
+{
+	struct tm tm;
+
+	if (!tz->is_auto)
+		return tz->minutes;
+	localtime_r(&now, &tm);
+	return (int32_t)(tm.tm_gmtoff / 60);
+}
+
+/* Queue the time reply to a logger frame, and its event. */
+static void
+answer(struct tap *t, const uint8_t *frame, size_t len)
+{
+	time_t now = time(NULL);
+	uint8_t r[SOLARMAN_REPLY_LEN];
+	struct event_meta m;
+	int64_t time_ms;
+	json_t *ev;
+
+	if (solarman_time_reply(frame, len, (uint32_t)now,
+	    tz_minutes(&t->lc->tz_offset, now), r) == 0)
+		return;
+	if (t->nreplies + sizeof r > t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 8 * sizeof r;
+		uint8_t *p = realloc(t->replies, cap);
+		if (p == NULL) {
+			log_warnx("conn %" PRIu64 ": out of memory, frame not "
+			    "answered", t->conn_id);
+			return;
+		}
+		t->replies = p;
+		t->cap = cap;
+	}
+	memcpy(t->replies + t->nreplies, r, sizeof r);
+	t->nreplies += sizeof r;
+	meta_init(t, 1, &m);
+	ev = solarman_event(r, sizeof r, &m, &time_ms);
+	outbox_put(ev, time_ms);
+}
+
 static void
 on_frame(void *arg, const uint8_t *frame, size_t len)
 {
@@ -70,6 +119,8 @@ on_frame(void *arg, const uint8_t *frame, size_t len)
 	/* Two statements: time_ms is set by solarman_event(). */
 	ev = solarman_event(frame, len, &m, &time_ms);
 	outbox_put(ev, time_ms);
+	if (d->dir == 0 && atomic_load(&d->t->answer))
+		answer(d->t, frame, len);
 }
 
 static void
@@ -100,7 +151,10 @@ tap_open(const struct listener_conf *lc, uint64_t conn_id, const char *peer,
 	if ((t = malloc(sizeof *t)) == NULL)
 		return NULL;
 	t->capture = NULL;
+	t->replies = NULL;
+	t->nreplies = t->cap = 0;
 	atomic_init(&t->undecodable, false);
+	atomic_init(&t->answer, false);
 	t->lc = lc;
 	t->conn_id = conn_id;
 	snprintf(t->peer, sizeof t->peer, "%s", peer);
@@ -153,6 +207,35 @@ tap_feed(struct tap *t, int dir, const uint8_t *buf, size_t n)
 }
 
 void
+tap_answer_locally(struct tap *t)
+{
+	if (t != NULL)
+		atomic_store(&t->answer, true);
+}
+
+size_t
+tap_replies(struct tap *t, const uint8_t **p)
+{
+	if (t == NULL)
+		return 0;
+	*p = t->replies;
+	return t->nreplies;
+}
+
+void
+tap_replies_sent(struct tap *t)
+{
+	if (t != NULL)
+		t->nreplies = 0;
+}
+
+bool
+tap_undecodable(const struct tap *t)
+{
+	return t != NULL && atomic_load(&t->undecodable);
+}
+
+void
 tap_close(struct tap *t)
 {
 	if (t == NULL)
@@ -179,5 +262,6 @@ tap_close(struct tap *t)
 			    s->stats.rejects[SOLARMAN_TRUNCATED], s->stats.skipped);
 	}
 	capture_close(t->capture);
+	free(t->replies);
 	free(t);
 }

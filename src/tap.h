@@ -8,6 +8,7 @@
 #ifndef DEYE_TAP_H
 #define DEYE_TAP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -21,6 +22,18 @@ struct tap *tap_open(const struct listener_conf *lc, uint64_t conn_id,
     const char *peer, time_t start);
 /* Only the pump of direction dir calls this for dir (0 up, 1 down). */
 void tap_feed(struct tap *t, int dir, const uint8_t *buf, size_t n);
+/*
+ * From now on answer the logger's frames here, as the cloud would
+ * (upstream = none, or the upstream failed with on_upstream_failure =
+ * answer).  Any thread may call it.
+ */
+void tap_answer_locally(struct tap *t);
+/* The replies made while feeding the up direction, for the up pump to send
+ * to the logger; then tap_replies_sent(). */
+size_t tap_replies(struct tap *t, const uint8_t **p);
+void tap_replies_sent(struct tap *t);
+/* Whether the stream turned out not to be Solarman V5 (TLS, say). */
+bool tap_undecodable(const struct tap *t);
 /* After both pumps ended: decode what is still held, log a summary. */
 void tap_close(struct tap *t);
 

@@ -69,11 +69,11 @@ class TestJournal(JournalTest):
     def test_events_sink_resumes_after_restart_without_repeats(self):
         d = self.run_daemon()
         self.send(d, [heartbeat(i) for i in range(5)])
-        wait_for(lambda: len(read_events(self.events)) >= 6, 5)
+        wait_for(lambda: len(read_events(self.events)) >= 11, 5)
         self.stop_clean(d)
         d = self.run_daemon()
         self.send(d, [heartbeat(i) for i in range(5, 8)])
-        evs = wait_for(lambda: len(read_events(self.events)) >= 10
+        evs = wait_for(lambda: len(read_events(self.events)) >= 18
                        and read_events(self.events), 5)
         self.stop_clean(d)
         evs = read_events(self.events)
@@ -86,7 +86,7 @@ class TestJournal(JournalTest):
     def test_torn_last_record_is_cut_off(self):
         d = self.run_daemon()
         self.send(d, [heartbeat(1)])
-        wait_for(lambda: len(read_events(self.events)) >= 2, 5)
+        wait_for(lambda: len(read_events(self.events)) >= 3, 5)
         self.stop_clean(d)
         last = self.segments()[-1]
         good = os.path.getsize(last)
@@ -95,7 +95,7 @@ class TestJournal(JournalTest):
         d = self.run_daemon()
         d.wait_log(r"torn or damaged record at offset %d .*: cut off" % good)
         self.send(d, [heartbeat(2)])
-        wait_for(lambda: len(read_events(self.events)) >= 4, 5)
+        wait_for(lambda: len(read_events(self.events)) >= 6, 5)
         self.stop_clean(d)
         seqs = [e["frame.seq"] for e in read_events(self.events)
                 if e["type"] == "heartbeat"]
@@ -116,9 +116,10 @@ class TestJournal(JournalTest):
         d.dir.cleanup()
         # Events were not delivered to any sink: a new events sink gets all.
         d = self.run_daemon()
-        evs = wait_for(lambda: len(read_events(self.events)) >= 21
-                       and read_events(self.events), 5)
-        seqs = [e["frame.seq"] for e in evs if e["type"] == "heartbeat"]
+        def heartbeats():
+            return [e["frame.seq"] for e in read_events(self.events)
+                    if e["type"] == "heartbeat"]
+        seqs = wait_for(lambda: len(heartbeats()) >= 20 and heartbeats(), 5)
         self.assertEqual(seqs, ["f5 %02x" % i for i in range(20)])
 
     def test_spool_max_drops_the_oldest_and_says_so(self):
