@@ -42,10 +42,10 @@ class JournalTest(RelayTest):
         self.state = os.path.join(self.tmp.name, "state")
         self.events = os.path.join(self.tmp.name, "events.jsonl")
 
-    def run_daemon(self, *opts):
-        # upstream = none: the logger's bytes are read and decoded locally.
+    def run_daemon(self, *opts, **kw):
+        # upstream = none: the logger's frames are decoded and answered here.
         return self.daemon("state_dir=" + self.state, "events=" + self.events,
-                           "deye.upstream=none", *opts)
+                           "deye.upstream=none", *opts, **kw)
 
     def send(self, d, frames):
         s = d.connect()

@@ -24,6 +24,7 @@ main(void)
 		return EXIT_FAILURE;
 	sr = srunner_create(conf_suite());
 	srunner_add_suite(sr, addr_suite());
+	srunner_add_suite(sr, reply_suite());
 	srunner_run_all(sr, CK_ENV);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

@@ -6,6 +6,7 @@
 
 Suite *conf_suite(void);
 Suite *addr_suite(void);
+Suite *reply_suite(void);
 
 /* Frees what conf_suite() allocated to build its data-driven cases. */
 void conf_suite_cleanup(void);
