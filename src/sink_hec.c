@@ -8,9 +8,11 @@
  *
  *   2xx                      commit the batch
  *   400/413 + invalid-event-number N
- *                            events before N were indexed (Splunk stops at
- *                            the bad one): commit them, move N to
- *                            state_dir/dead/ with the reply, resend the rest
+ *                            N goes to state_dir/dead/ with the reply and is
+ *                            skipped from then on; all the others are sent
+ *                            again (Splunk may or may not have indexed those
+ *                            before N: a duplicate has the same id, a loss
+ *                            would be for ever)
  *   400/413 without a number the batch is retried one event at a time
  *                            (413: halved), so the bad event is found
  *   401/403                  bad token: logged at most once a minute, the
@@ -271,6 +273,8 @@ run(void *arg)
 	char **copies;
 	size_t max_events = (size_t)cf->hec.batch_max_events, limit = max_events;
 	int64_t backoff = 0, last_complaint = 0;
+	struct journal_pos skip = {0, 0};
+	bool skipping = false;
 	unsigned failures = 0;
 	long retry_after;
 	char errbuf[CURL_ERROR_SIZE];
@@ -325,6 +329,17 @@ run(void *arg)
 
 			if (r != 1)
 				break;
+			if (skipping && recs[n].pos.seg == skip.seg &&
+			    recs[n].pos.off == skip.off) {
+				/* The dead-lettered one: the events before it go
+				 * first; read again at the head of a batch, it is
+				 * committed past. */
+				if (n > 0)
+					break;
+				journal_commit(reader, recs[0].next);
+				skipping = false;
+				continue;
+			}
 			free(copies[n]);
 			copies[n] = malloc(recs[n].len + 1);
 			if (copies[n] == NULL)
@@ -367,18 +382,11 @@ run(void *arg)
 		if (rc == CURLE_OK && (status == 400 || status == 413)) {
 			long bad = invalid_event_number(reply.p);
 
-			if (bad >= 0 && (size_t)bad < n) {
-				if (bad > 0)
-					journal_commit(reader, recs[bad - 1].next);
+			if ((bad >= 0 && (size_t)bad < n) || n == 1) {
+				bad = bad >= 0 && (size_t)bad < n ? bad : 0;
 				dead_letter(&recs[bad], status, reply.p);
-				journal_commit(reader, recs[bad].next);
-				journal_rewind(reader);
-				continue;
-			}
-			if (n == 1) {
-				dead_letter(&recs[0], status, reply.p);
-				journal_commit(reader, recs[0].next);
-				journal_rewind(reader);
+				skip = recs[bad].pos;
+				skipping = true;
 				continue;
 			}
 			/* Narrow it down: smaller batches until the culprit is alone. */
