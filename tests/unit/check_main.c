@@ -25,10 +25,12 @@ main(void)
 	sr = srunner_create(conf_suite());
 	srunner_add_suite(sr, addr_suite());
 	srunner_add_suite(sr, reply_suite());
+	srunner_add_suite(sr, solarman_suite());
 	srunner_run_all(sr, CK_ENV);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
 	conf_suite_cleanup();
+	solarman_suite_cleanup();
 	curl_global_cleanup();
 	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -7,8 +7,11 @@
 Suite *conf_suite(void);
 Suite *addr_suite(void);
 Suite *reply_suite(void);
+Suite *solarman_suite(void);
 
 /* Frees what conf_suite() allocated to build its data-driven cases. */
 void conf_suite_cleanup(void);
+/* Frees the fixtures and file lists solarman_suite() read. */
+void solarman_suite_cleanup(void);
 
 #endif
