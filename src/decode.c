@@ -18,13 +18,39 @@
 #include "solarman.h"
 #include "solarman_event.h"
 
+/* Where the bytes of the last lines begin in the stream, so that a reject
+ * names the line its candidate starts on, not the line being fed when the
+ * decoder gave up.  A candidate starts at most SOLARMAN_FRAME_MAX bytes
+ * back, and every line kept holds at least one byte. */
+#define LINES_KEPT (SOLARMAN_FRAME_MAX + 1)
+
 struct decode_ctx {
 	FILE *out;
 	const char *name;
 	struct event_meta meta;
 	unsigned long line;
 	int status;
+	const struct solarman_stream *st;
+	struct {
+		uint64_t at;
+		unsigned long line;
+	} starts[LINES_KEPT];
+	size_t nstarts; /* ever recorded; the ring holds the last LINES_KEPT */
 };
+
+/* The line of the hex input holding stream offset at. */
+static unsigned long
+line_of(const struct decode_ctx *d, uint64_t at)
+{
+	size_t n = d->nstarts < LINES_KEPT ? d->nstarts : LINES_KEPT;
+
+	for (size_t k = 1; k <= n; k++) {
+		size_t i = (d->nstarts - k) % LINES_KEPT;
+		if (d->starts[i].at <= at)
+			return d->starts[i].line;
+	}
+	return d->line;
+}
 
 static void
 on_frame(void *arg, const uint8_t *frame, size_t len)
@@ -51,14 +77,17 @@ on_reject(void *arg, enum solarman_reject why)
 {
 	struct decode_ctx *d = arg;
 
-	if (d->line > 0)
-		log_warnx("%s:%lu: frame rejected: %s", d->name, d->line,
-		    solarman_reject_name(why));
+	if (d->nstarts > 0) /* hex lines */
+		log_warnx("%s:%lu: frame rejected: %s", d->name,
+		    line_of(d, d->st->reject_at), solarman_reject_name(why));
 	else
 		log_warnx("%s: frame rejected: %s", d->name,
 		    solarman_reject_name(why));
 }
 
+/* Text is hex input, typos included: a bad line then gets its file:line
+ * warning instead of the whole file silently becoming "binary".  A capture
+ * starts with 0xA5 (or TLS's 0x16), never with text. */
 static bool
 looks_like_hex(const uint8_t *p, size_t n)
 {
@@ -69,7 +98,7 @@ looks_like_hex(const uint8_t *p, size_t n)
 			comment = false;
 		else if (p[i] == '#')
 			comment = true;
-		else if (!comment && !isxdigit(p[i]) && !isspace(p[i]))
+		else if (!comment && (p[i] < 0x20 || p[i] > 0x7e) && !isspace(p[i]))
 			return false;
 		else if (comment && p[i] < 0x20 && p[i] != '\t' && p[i] != '\r')
 			return false;
@@ -86,24 +115,41 @@ hexval(int c)
 /* Hex text, in chunks cut anywhere; a line's bytes go to the decoder at
  * its end. */
 struct hex_state {
-	bool comment, bad;
+	bool comment, bad, started; /* started: some of the line was fed */
 	int hi;            /* pending high nibble, or -1 */
 	size_t n;
 	uint8_t bytes[SOLARMAN_FRAME_MAX];
 };
 
+/* Feed bytes of the current line (d->line + 1), noting where it starts. */
+static void
+hex_pass(struct hex_state *x, struct decode_ctx *d,
+    struct solarman_stream *st, const struct solarman_handler *h)
+{
+	if (x->n == 0)
+		return;
+	if (!x->started) {
+		size_t i = d->nstarts++ % LINES_KEPT;
+		d->starts[i].at = st->stats.bytes;
+		d->starts[i].line = d->line + 1;
+		x->started = true;
+	}
+	solarman_stream_feed(st, x->bytes, x->n, h);
+	x->n = 0;
+}
+
 static void
 hex_line_end(struct hex_state *x, struct decode_ctx *d,
     struct solarman_stream *st, const struct solarman_handler *h)
 {
-	d->line++;
 	if (x->bad || x->hi >= 0) {
-		log_warnx("%s:%lu: not a line of hex bytes", d->name, d->line);
+		log_warnx("%s:%lu: not a line of hex bytes", d->name, d->line + 1);
 		d->status = 1;
 	} else {
-		solarman_stream_feed(st, x->bytes, x->n, h);
+		hex_pass(x, d, st, h);
 	}
-	x->comment = x->bad = false;
+	d->line++;
+	x->comment = x->bad = x->started = false;
 	x->hi = -1;
 	x->n = 0;
 }
@@ -126,10 +172,8 @@ hex_feed(struct hex_state *x, const uint8_t *p, size_t n, struct decode_ctx *d,
 		} else if (x->hi < 0) {
 			x->hi = hexval(c);
 		} else {
-			if (x->n == sizeof x->bytes) { /* a long line: pass it on */
-				solarman_stream_feed(st, x->bytes, x->n, h);
-				x->n = 0;
-			}
+			if (x->n == sizeof x->bytes) /* a long line: pass it on */
+				hex_pass(x, d, st, h);
 			x->bytes[x->n++] = (uint8_t)(x->hi << 4 | hexval(c));
 			x->hi = -1;
 		}
@@ -142,11 +186,17 @@ decode_run(FILE *in, const char *name, FILE *out)
 	static struct solarman_stream st;
 	static struct hex_state x;
 	static uint8_t buf[1 << 16];
-	struct decode_ctx d = {out, name, {.listener = "decode", .peer = "-"}, 0, 0};
+	static struct decode_ctx d;
 	struct solarman_handler h = {on_frame, on_reject, &d};
 	size_t n = fread(buf, 1, 4096, in);
 	bool hex = looks_like_hex(buf, n);
 
+	memset(&d, 0, sizeof d);
+	d.out = out;
+	d.name = name;
+	d.meta.listener = "decode";
+	d.meta.peer = "-";
+	d.st = &st;
 	event_ids_init();
 	solarman_stream_init(&st);
 	x.hi = -1;

@@ -27,6 +27,7 @@ void
 solarman_stream_init(struct solarman_stream *s)
 {
 	memset(&s->stats, 0, sizeof s->stats);
+	s->reject_at = s->held_at = 0;
 	s->len = 0;
 }
 
@@ -49,35 +50,37 @@ claimed_len(const uint8_t *p)
 
 static void
 reject(struct solarman_stream *s, const struct solarman_handler *h,
-    enum solarman_reject why)
+    enum solarman_reject why, uint64_t at)
 {
+	s->reject_at = at;
 	s->stats.rejects[why]++;
 	if (h->reject != NULL)
 		h->reject(h->ctx, why);
 }
 
 /*
- * Check the candidate of n >= 3 bytes at p.  Returns its length when it is a
- * whole valid frame, 0 when more bytes are needed, -1 when it is rejected.
+ * Check the candidate of n >= 3 bytes at p, stream offset at.  Returns its
+ * length when it is a whole valid frame, 0 when more bytes are needed, -1
+ * when it is rejected.
  */
 static long
 check(struct solarman_stream *s, const struct solarman_handler *h,
-    const uint8_t *p, size_t n)
+    const uint8_t *p, size_t n, uint64_t at)
 {
 	size_t flen = claimed_len(p);
 
 	if (flen > SOLARMAN_FRAME_MAX) {
-		reject(s, h, SOLARMAN_BAD_LENGTH);
+		reject(s, h, SOLARMAN_BAD_LENGTH, at);
 		return -1;
 	}
 	if (n < flen)
 		return 0;
 	if (p[flen - 1] != SOLARMAN_END) {
-		reject(s, h, SOLARMAN_BAD_END);
+		reject(s, h, SOLARMAN_BAD_END, at);
 		return -1;
 	}
 	if (solarman_checksum(p, flen) != p[flen - 2]) {
-		reject(s, h, SOLARMAN_BAD_CHECKSUM);
+		reject(s, h, SOLARMAN_BAD_CHECKSUM, at);
 		return -1;
 	}
 	s->stats.frames++;
@@ -94,6 +97,7 @@ drop_held(struct solarman_stream *s)
 	size_t cut = next ? (size_t)(next - s->buf) : s->len;
 
 	s->stats.skipped += cut;
+	s->held_at += cut;
 	memmove(s->buf, s->buf + cut, s->len - cut);
 	s->len -= cut;
 }
@@ -103,7 +107,7 @@ static bool
 run_held(struct solarman_stream *s, const struct solarman_handler *h)
 {
 	while (s->len >= 3) {
-		long r = check(s, h, s->buf, s->len);
+		long r = check(s, h, s->buf, s->len, s->held_at);
 
 		if (r == 0)
 			return false;
@@ -113,6 +117,7 @@ run_held(struct solarman_stream *s, const struct solarman_handler *h)
 		}
 		memmove(s->buf, s->buf + r, s->len - (size_t)r);
 		s->len -= (size_t)r;
+		s->held_at += (uint64_t)r;
 		if (s->len > 0 && s->buf[0] != SOLARMAN_START)
 			drop_held(s);
 	}
@@ -150,7 +155,7 @@ solarman_stream_feed(struct solarman_stream *s, const uint8_t *in, size_t n,
 		s->stats.skipped += (size_t)(a - in);
 		n -= (size_t)(a - in);
 		in = a;
-		long r = n >= 3 ? check(s, h, in, n) : 0;
+		long r = n >= 3 ? check(s, h, in, n, s->stats.bytes - n) : 0;
 		if (r > 0) {
 			in += r;
 			n -= (size_t)r;
@@ -162,6 +167,7 @@ solarman_stream_feed(struct solarman_stream *s, const uint8_t *in, size_t n,
 			/* Cut off by the chunk's end: hold it (n < frame <= max). */
 			memcpy(s->buf, in, n);
 			s->len = n;
+			s->held_at = s->stats.bytes - n;
 			return;
 		}
 	}
@@ -175,7 +181,7 @@ solarman_stream_finish(struct solarman_stream *s,
 		if (run_held(s, h))
 			break;
 		/* The candidate at buf[0] will never complete. */
-		reject(s, h, SOLARMAN_TRUNCATED);
+		reject(s, h, SOLARMAN_TRUNCATED, s->held_at);
 		drop_held(s);
 	}
 }

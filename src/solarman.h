@@ -42,6 +42,10 @@ struct solarman_handler {
 
 struct solarman_stream {
 	struct solarman_stats stats;
+	/* In a reject callback: the stream offset (0 = the first byte fed) of
+	 * the rejected candidate's first byte, so a caller can say where. */
+	uint64_t reject_at;
+	uint64_t held_at;                /* stream offset of buf[0] */
 	size_t len;                      /* bytes held in buf */
 	uint8_t buf[SOLARMAN_FRAME_MAX]; /* an incomplete candidate frame */
 };

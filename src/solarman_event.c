@@ -3,12 +3,11 @@
  *
  * Every field is read through span.h at the payload offsets of PROTOCOL.md;
  * a payload too short for its layout is reported raw and flagged, never
- * read past.  Scaled values are rounded to their scale (0.1, 0.01) so the
- * JSON shows 232.0, not 231.99999999999997.
+ * read past.  Scaled values are one division of the raw integer, so the
+ * JSON shows 88.1, not 88.10000000000001.
  */
 #include "solarman_event.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -44,10 +43,13 @@ solarman_is_reply(uint8_t type)
 	return type >= 0x11 && type <= 0x18 && strcmp(type_name(type), "reply") == 0;
 }
 
+/* raw / div: one correctly rounded division is the double nearest the
+ * decimal value (881 / 10 is 88.1); round(v / scale) * scale is not
+ * (88.10000000000001), which shows with more than 15 digits. */
 static json_t *
-scaled(double v, double scale)
+scaled(int64_t raw, int div)
 {
-	return json_real(round(v / scale) * scale);
+	return json_real((double)raw / div);
 }
 
 /* ASCII text of a fixed-size field: up to the first NUL, blanks trimmed,
@@ -148,25 +150,25 @@ decode_microinverter(json_t *ev, struct span p)
 
 	set_ascii(ev, "inv.serial.ascii", p, 21, 10);
 	if (span_u32le(p, 33, &u32))
-		json_object_set_new(ev, "grid.kWh_today", scaled(u32 / 100.0, 0.01));
+		json_object_set_new(ev, "grid.kWh_today", scaled(u32, 100));
 	if (span_u32le(p, 37, &u32))
-		json_object_set_new(ev, "grid.kWh_total", scaled(u32 / 10.0, 0.1));
+		json_object_set_new(ev, "grid.kWh_total", scaled(u32, 10));
 	if (span_u16le(p, 45, &u16))
-		json_object_set_new(ev, "grid.v", scaled(u16 / 10.0, 0.1));
+		json_object_set_new(ev, "grid.v", scaled(u16, 10));
 	if (span_u16le(p, 51, &u16))
-		json_object_set_new(ev, "grid.i", scaled(u16 / 10.0, 0.1));
+		json_object_set_new(ev, "grid.i", scaled(u16, 10));
 	if (span_u16le(p, 57, &u16))
-		json_object_set_new(ev, "grid.hz", scaled(u16 / 100.0, 0.01));
+		json_object_set_new(ev, "grid.hz", scaled(u16, 100));
 	if (span_u32le(p, 59, &u32))
 		json_object_set_new(ev, "grid.active_power_w", json_integer(u32));
 	if (span_u16le(p, 63, &u16))
 		json_object_set_new(ev, "inv.degc",
-		    scaled((int16_t)u16 / 100.0, 0.01));
+		    scaled((int16_t)u16, 100));
 	set_ascii(ev, "meta.protocol_ver", p, 101, 8);
 	set_ascii(ev, "meta.dc_master_fw_ver", p, 109, 8);
 	set_ascii(ev, "meta.ac_fw_ver", p, 117, 8);
 	if (span_u16be(p, 129, &u16))
-		json_object_set_new(ev, "meta.rated_power_w", scaled(u16 / 10.0, 0.1));
+		json_object_set_new(ev, "meta.rated_power_w", scaled(u16, 10));
 	set_u8(ev, "meta.mppt_count", p, 131);
 	set_u8(ev, "meta.phases", p, 132);
 	if (!span_u8(p, 131, &mppt))
@@ -174,20 +176,21 @@ decode_microinverter(json_t *ev, struct span p)
 	for (unsigned k = 0; k < mppt && k < PV_MAX; k++) {
 		if (span_u16le(p, 85 + 4 * k, &v) && span_u16le(p, 87 + 4 * k, &a)) {
 			snprintf(key, sizeof key, "pv.v.%u", k + 1);
-			json_object_set_new(ev, key, scaled(v / 10.0, 0.1));
+			json_object_set_new(ev, key, scaled(v, 10));
 			snprintf(key, sizeof key, "pv.i.%u", k + 1);
-			json_object_set_new(ev, key, scaled(a / 10.0, 0.1));
+			json_object_set_new(ev, key, scaled(a, 10));
 			snprintf(key, sizeof key, "pv.w.%u", k + 1);
+			/* 0.1 V x 0.1 A is 0.01 W: to 0.1 W, halves up */
 			json_object_set_new(ev, key,
-			    scaled((v / 10.0) * (a / 10.0), 0.1));
+			    scaled(((int64_t)v * a + 5) / 10, 10));
 		}
 		if (span_u16be(p, 135 + 2 * k, &u16)) {
 			snprintf(key, sizeof key, "pv.kWh_today.%u", k + 1);
-			json_object_set_new(ev, key, scaled(u16 / 10.0, 0.1));
+			json_object_set_new(ev, key, scaled(u16, 10));
 		}
 		if (span_u32be(p, 143 + 4 * k, &u32)) {
 			snprintf(key, sizeof key, "pv.kWh_total.%u", k + 1);
-			json_object_set_new(ev, key, scaled(u32 / 10.0, 0.1));
+			json_object_set_new(ev, key, scaled(u32, 10));
 		}
 	}
 	for (int i = 0; i < 6; i++)

@@ -132,9 +132,10 @@ on_reject(void *arg, enum solarman_reject why)
 	if (d->logged_reject)
 		return;
 	d->logged_reject = true;
-	log_warnx("conn %" PRIu64 " [%s] %s: malformed frame (%s), bytes "
-	    "relayed as they are", d->t->conn_id, d->t->lc->name,
-	    dir_name[d->dir], solarman_reject_name(why));
+	log_warnx("conn %" PRIu64 " [%s] %s: malformed frame (%s) at byte %"
+	    PRIu64 ", bytes relayed as they are", d->t->conn_id,
+	    d->t->lc->name, dir_name[d->dir], solarman_reject_name(why),
+	    d->stream.reject_at);
 }
 
 struct tap *

@@ -129,7 +129,8 @@ class TestSolarmanTap(RelayTest):
         self.assertTrue(wait_for(lambda: getattr(sink, "got", None) == stream, 3))
         evs = wait_for(lambda: len(self.events(d)) >= 3 and self.events(d), 5)
         self.assertEqual([e["type"] for e in evs], ["heartbeat", "data", "connection"])
-        d.wait_log(r"conn 1 \[deye\] up: malformed frame \(\w+\), bytes relayed")
+        d.wait_log(r"conn 1 \[deye\] up: malformed frame \(\w+\) at byte %d, bytes relayed"
+                   % len(HEARTBEAT))
         d.wait_log(r"conn 1 \[deye\] up: 2 frames, \d+ rejected .*, %d bytes skipped"
                    % len(junk))
 
