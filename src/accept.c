@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "net.h"
 #include "relay.h"
@@ -113,7 +114,7 @@ listener_is_self(const struct sockaddr *sa)
 static bool
 ratelimit_pass(struct ratelimit *r, unsigned *skipped)
 {
-	int64_t now = net_now_ms();
+	int64_t now = clock_now_ms();
 
 	if (r->last_ms != 0 && now - r->last_ms < 1000) {
 		r->suppressed++;

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "clock.h"
 #include "event.h"
 #include "log.h"
 #include "solarman.h"
@@ -62,7 +63,7 @@ on_frame(void *arg, const uint8_t *frame, size_t len)
 
 	/* Replies come down from the cloud; all else goes up. */
 	d->meta.direction = len > 4 && solarman_is_reply(frame[4]) ? 1 : 0;
-	d->meta.received_ms = event_now_ms();
+	d->meta.received_ms = clock_wall_ms();
 	event_id_new(&d->meta);
 	ev = solarman_event(frame, len, &d->meta, &t);
 	s = ev ? json_dumps(ev, JSON_COMPACT | JSON_REAL_PRECISION(12)) : NULL;

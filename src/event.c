@@ -40,15 +40,6 @@ event_id_new(struct event_meta *m)
 	snprintf(m->id, sizeof m->id, "%016" PRIx64 "-%" PRIu64, run_prefix, n);
 }
 
-int64_t
-event_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void
 event_format_time(int64_t ms, bool with_ms, char *buf, size_t len)
 {

@@ -25,7 +25,6 @@ struct event_meta {
 void event_ids_init(void);
 /* Fill m->id with a new id: "<16 hex of this run>-<sequence>". */
 void event_id_new(struct event_meta *m);
-int64_t event_now_ms(void);
 
 /* A new event with the keys every event carries, type first after id. */
 json_t *event_new(const char *type, const struct event_meta *m);

@@ -30,13 +30,12 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <zlib.h>
 
+#include "clock.h"
 #include "log.h"
-#include "net.h"
 
 #define HDR 16
 #define RECORD_MAX (1 << 20)
@@ -60,7 +59,7 @@ struct journal_reader {
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t grown = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t grown;
 static char dir[4096];
 static struct segment *segs;
 static size_t nsegs;
@@ -220,6 +219,7 @@ journal_open(const struct conf *c, char *err, size_t errlen)
 	DIR *d;
 	struct dirent *de;
 
+	clock_cond_init(&grown);
 	snprintf(dir, sizeof dir, "%s/journal", c->state_dir);
 	if (mkdir_p(dir) != 0) {
 		snprintf(err, errlen, "state_dir %s: %s", dir, strerror(errno));
@@ -278,7 +278,7 @@ journal_open(const struct conf *c, char *err, size_t errlen)
 		stats.bytes += segs[i].size;
 	wseg = segs[nsegs - 1].no;
 	wsize = segs[nsegs - 1].size;
-	last_sync_ms = net_now_ms();
+	last_sync_ms = clock_now_ms();
 	if (nsegs > 1 || wsize > 0)
 		log_info("journal %s: %zu segment(s), %" PRIu64 " bytes kept from "
 		    "the last run", dir, nsegs, stats.bytes);
@@ -452,7 +452,7 @@ enforce_spool_max(void)
 static void
 error_log(const char *what)
 {
-	int64_t now = net_now_ms();
+	int64_t now = clock_now_ms();
 
 	stats.write_errors++;
 	if (now - last_error_log_ms >= 60000 || last_error_log_ms == 0) {
@@ -535,7 +535,7 @@ journal_append(int64_t time_ms, const char *json, size_t len)
 int64_t
 journal_publish(void)
 {
-	int64_t now = net_now_ms(), due;
+	int64_t now = clock_now_ms(), due;
 
 	pthread_mutex_lock(&lock);
 	stats.bytes += wsize - segs[nsegs - 1].size;
@@ -598,20 +598,11 @@ journal_next(struct journal_reader *r, struct journal_rec *rec,
 			continue;
 		}
 		if (r->read.off >= segs[i].size) {
-			struct timespec ts;
-
 			if (wait_ms <= 0 || woken) {
 				pthread_mutex_unlock(&lock);
 				return 0;
 			}
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_sec += wait_ms / 1000;
-			ts.tv_nsec += (wait_ms % 1000) * 1000000;
-			if (ts.tv_nsec >= 1000000000) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000;
-			}
-			pthread_cond_timedwait(&grown, &lock, &ts);
+			clock_cond_wait(&grown, &lock, wait_ms);
 			wait_ms = 0;
 			pthread_mutex_unlock(&lock);
 			continue;

@@ -20,15 +20,7 @@
 #include <unistd.h>
 
 #include "addr.h"
-
-int64_t
-net_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+#include "clock.h"
 
 int
 net_listen(const struct sockaddr *sa, socklen_t len,
@@ -73,7 +65,7 @@ connect_one(const struct addrinfo *ai, int64_t timeout_ms,
 {
 	int fd, soerr = 0, flags;
 	socklen_t sl = sizeof soerr;
-	int64_t deadline = net_now_ms() + timeout_ms;
+	int64_t deadline = clock_now_ms() + timeout_ms;
 	char a[ADDR_STR_MAX];
 
 	addr_format(ai->ai_addr, a, sizeof a);
@@ -89,7 +81,7 @@ connect_one(const struct addrinfo *ai, int64_t timeout_ms,
 		}
 		for (;;) {
 			struct pollfd p = {fd, POLLOUT, 0};
-			int64_t left = deadline - net_now_ms();
+			int64_t left = deadline - clock_now_ms();
 			int r;
 
 			if (stop != NULL && atomic_load(stop)) {

@@ -34,7 +34,4 @@ int net_connect(const char *host, uint16_t port, int64_t timeout_ms,
 /* SO_RCVTIMEO and SO_SNDTIMEO (at least 1 ms), TCP_NODELAY. */
 int net_tune(int fd, int64_t timeout_ms);
 
-/* Monotonic milliseconds. */
-int64_t net_now_ms(void);
-
 #endif

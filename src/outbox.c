@@ -14,8 +14,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "clock.h"
 #include "log.h"
 #include "journal.h"
 
@@ -27,7 +27,7 @@ struct item {
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t wake;
 static struct item ring[OUTBOX_CAP];
 static size_t head, count;
 static uint64_t dropped, dropped_logged;
@@ -55,25 +55,6 @@ outbox_put(json_t *ev, int64_t time_ms)
 		json_decref(ev);
 }
 
-static void
-wait_for_work(int64_t due_ms)
-{
-	struct timespec ts;
-
-	if (due_ms < 0) {
-		pthread_cond_wait(&wake, &lock);
-		return;
-	}
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += due_ms / 1000;
-	ts.tv_nsec += (due_ms % 1000) * 1000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
-	pthread_cond_timedwait(&wake, &lock, &ts);
-}
-
 static void *
 writer_run(void *arg)
 {
@@ -88,7 +69,7 @@ writer_run(void *arg)
 
 		pthread_mutex_lock(&lock);
 		if (count == 0 && !stopping)
-			wait_for_work(due);
+			clock_cond_wait(&wake, &lock, due);
 		while (count > 0) {
 			batch[n++] = ring[head];
 			head = (head + 1) % OUTBOX_CAP;
@@ -126,6 +107,7 @@ outbox_start(const struct conf *c)
 	int r;
 
 	(void)c;
+	clock_cond_init(&wake);
 	running = true;
 	if ((r = pthread_create(&writer, NULL, writer_run, NULL)) != 0) {
 		running = false;

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "clock.h"
 #include "conn.h"
 #include "log.h"
 #include "net.h"
@@ -49,7 +50,7 @@ static bool
 idle_expired(struct conn *c, int fd)
 {
 	int64_t left = atomic_load(&c->last_io_ms) + c->lc->idle_timeout_ms -
-	    net_now_ms();
+	    clock_now_ms();
 
 	if (left <= 0) {
 		conn_end(c, "relay", "idle-timeout");
@@ -69,7 +70,7 @@ send_all(struct conn *c, int to, const uint8_t *buf, size_t n, enum dir dir)
 		if (w > 0) {
 			buf += w;
 			n -= (size_t)w;
-			atomic_store(&c->last_io_ms, net_now_ms());
+			atomic_store(&c->last_io_ms, clock_now_ms());
 			continue;
 		}
 		if (w < 0 && errno == EINTR)
@@ -129,23 +130,14 @@ await_other_half(struct conn *c, enum dir dir)
 		int64_t last = atomic_load(&c->last_io_ms);
 		int64_t eof = atomic_load(&c->eof_ms);
 		int64_t left = (last > eof ? last : eof) + c->lc->fin_timeout_ms -
-		    net_now_ms();
-		struct timespec ts;
-
+		    clock_now_ms();
 		if (left <= 0) {
 			pthread_mutex_unlock(&c->end_lock);
 			conn_end(c, "relay", "fin-timeout");
 			conn_abort(c);
 			return;
 		}
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += left / 1000;
-		ts.tv_nsec += (left % 1000) * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
-		pthread_cond_timedwait(&c->pump_ended, &c->end_lock, &ts);
+		clock_cond_wait(&c->pump_ended, &c->end_lock, left);
 	}
 	pthread_mutex_unlock(&c->end_lock);
 }
@@ -179,7 +171,7 @@ pump_run(void *arg)
 		ssize_t n = recv(from, buf, PUMP_BUF, 0);
 
 		if (n > 0) {
-			atomic_store(&c->last_io_ms, net_now_ms());
+			atomic_store(&c->last_io_ms, clock_now_ms());
 			if (!forward(c, p->dir, to, buf, (size_t)n)) {
 				conn_abort(c);
 				break;
@@ -192,7 +184,7 @@ pump_run(void *arg)
 			int64_t zero = 0;
 
 			conn_end(c, side_name[p->dir], "eof");
-			atomic_compare_exchange_strong(&c->eof_ms, &zero, net_now_ms());
+			atomic_compare_exchange_strong(&c->eof_ms, &zero, clock_now_ms());
 			if (to >= 0)
 				(void)shutdown(to, SHUT_WR);
 			eof = to >= 0;

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "accept.h"
+#include "clock.h"
 #include "conn.h"
 #include "event.h"
 #include "log.h"
@@ -39,7 +40,7 @@
 #define CONTROLLER_STACK (256 * 1024 * STACK_SCALE) /* getaddrinfo */
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t ended = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t ended;
 static struct conn *live, *done;
 static long nlive, max_live = 1;
 static atomic_bool stopping;
@@ -49,6 +50,7 @@ void
 relay_init(long max_connections)
 {
 	max_live = max_connections;
+	clock_cond_init(&ended);
 }
 
 bool
@@ -161,7 +163,7 @@ run_pumps(struct conn *c)
 			return;
 		}
 	}
-	atomic_store(&c->last_io_ms, net_now_ms());
+	atomic_store(&c->last_io_ms, clock_now_ms());
 	c->tap = tap_open(c->lc, c->id, c->peer, c->start_wall);
 	if (c->fd[DIR_DOWN] < 0) {
 		atomic_store(&c->local, true);
@@ -188,7 +190,7 @@ static void
 connection_event(const struct conn *c, double secs)
 {
 	struct event_meta m = {.listener = c->lc->name, .conn_id = c->id,
-	    .peer = c->peer, .direction = DIR_UP, .received_ms = event_now_ms()};
+	    .peer = c->peer, .direction = DIR_UP, .received_ms = clock_wall_ms()};
 	json_t *ev;
 
 	event_id_new(&m);
@@ -238,7 +240,7 @@ controller_run(void *arg)
 		if (c->fd[d] >= 0)
 			close(c->fd[d]);
 	tap_close(c->tap);
-	secs = (double)(net_now_ms() - c->start_ms) / 1000.0;
+	secs = (double)(clock_now_ms() - c->start_ms) / 1000.0;
 	log_info("closed conn=%" PRIu64 " listener=%s peer=%s upstream=%s "
 	    "duration=%.3fs up=%" PRIu64 " down=%" PRIu64 " end=%s%s",
 	    c->id, lc->name, c->peer, c->upstream[0] ? c->upstream : "-", secs,
@@ -281,11 +283,11 @@ relay_start(const struct listener_conf *lc, int fd, const struct sockaddr *peer)
 	c->lc = lc;
 	c->fd[DIR_UP] = fd;
 	c->fd[DIR_DOWN] = -1;
-	c->start_ms = net_now_ms();
+	c->start_ms = clock_now_ms();
 	c->start_wall = time(NULL);
 	addr_format(peer, c->peer, sizeof c->peer);
 	pthread_mutex_init(&c->end_lock, NULL);
-	pthread_cond_init(&c->pump_ended, NULL);
+	clock_cond_init(&c->pump_ended);
 	log_debug("open conn=%" PRIu64 " listener=%s peer=%s", c->id, lc->name,
 	    c->peer);
 
@@ -336,7 +338,7 @@ relay_reap(void)
 unsigned
 relay_shutdown(int64_t timeout_ms)
 {
-	int64_t deadline = net_now_ms() + timeout_ms;
+	int64_t deadline = clock_now_ms() + timeout_ms;
 	unsigned left;
 
 	pthread_mutex_lock(&lock);
@@ -346,19 +348,11 @@ relay_shutdown(int64_t timeout_ms)
 		conn_abort(c);
 	}
 	while (nlive > 0) {
-		int64_t ms = deadline - net_now_ms();
-		struct timespec ts;
+		int64_t ms = deadline - clock_now_ms();
 
 		if (ms <= 0)
 			break;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += ms / 1000;
-		ts.tv_nsec += (ms % 1000) * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
-		pthread_cond_timedwait(&ended, &lock, &ts);
+		clock_cond_wait(&ended, &lock, ms);
 	}
 	left = (unsigned)nlive;
 	pthread_mutex_unlock(&lock);

@@ -36,15 +36,14 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "clock.h"
 #include "journal.h"
 #include "log.h"
-#include "net.h"
 
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 60000
@@ -61,7 +60,7 @@ static const struct conf *cf;
 static struct journal_reader *reader;
 static pthread_t thread;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t stop_cond = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t stop_cond;
 static bool stopping;
 static atomic_int_least64_t stop_deadline; /* monotonic ms, 0: none */
 static char *url, *prefix;               /* envelope up to "event": */
@@ -120,26 +119,18 @@ on_progress(void *arg, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
 	int64_t deadline = atomic_load(&stop_deadline);
 
 	(void)arg, (void)a, (void)b, (void)c, (void)d;
-	return deadline != 0 && net_now_ms() >= deadline;
+	return deadline != 0 && clock_now_ms() >= deadline;
 }
 
 /* Sleep up to ms; false when told to stop meanwhile. */
 static bool
 nap(int64_t ms)
 {
-	struct timespec ts;
 	bool stop;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (ms % 1000) * 1000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
 	pthread_mutex_lock(&lock);
 	if (!stopping)
-		pthread_cond_timedwait(&stop_cond, &lock, &ts);
+		clock_cond_wait(&stop_cond, &lock, ms);
 	stop = stopping;
 	pthread_mutex_unlock(&lock);
 	return !stop;
@@ -259,7 +250,7 @@ jitter(int64_t ms)
 	uint32_t r = 0;
 
 	if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
-		r = (uint32_t)net_now_ms();
+		r = (uint32_t)clock_now_ms();
 	return ms / 2 + (int64_t)(r % (uint32_t)(ms / 2 + 1));
 }
 
@@ -324,7 +315,7 @@ run(void *arg)
 		body.n = 0;
 		while (n < limit) {
 			int64_t wait = n == 0 ? 1000 :
-			    first_ms + cf->hec.flush_interval_ms - net_now_ms();
+			    first_ms + cf->hec.flush_interval_ms - clock_now_ms();
 			int r = journal_next(reader, &recs[n], wait > 0 ? wait : 0);
 
 			if (r != 1)
@@ -347,7 +338,7 @@ run(void *arg)
 			memcpy(copies[n], recs[n].json, recs[n].len + 1);
 			recs[n].json = copies[n];
 			if (n == 0)
-				first_ms = net_now_ms();
+				first_ms = clock_now_ms();
 			add_envelope(&body, &recs[n]);
 			n++;
 			if (body.n >= (size_t)cf->hec.batch_max_bytes)
@@ -399,20 +390,20 @@ run(void *arg)
 			break; /* the shutdown grace ran out */
 		if (rc == CURLE_OK && (status == 401 || status == 403)) {
 			if (last_complaint == 0 ||
-			    net_now_ms() - last_complaint >= COMPLAIN_EVERY_MS) {
+			    clock_now_ms() - last_complaint >= COMPLAIN_EVERY_MS) {
 				log_errorx("hec: %s rejected the token (%ld %s); events are "
 				    "kept and retried", url, status, reply.p ? reply.p : "");
-				last_complaint = net_now_ms();
+				last_complaint = clock_now_ms();
 			}
 		} else if (failures == 1 || last_complaint == 0 ||
-		    net_now_ms() - last_complaint >= COMPLAIN_EVERY_MS) {
+		    clock_now_ms() - last_complaint >= COMPLAIN_EVERY_MS) {
 			if (rc != CURLE_OK)
 				log_warnx("hec: %s: %s; events are kept and retried", url,
 				    errbuf[0] ? errbuf : curl_easy_strerror(rc));
 			else
 				log_warnx("hec: %s answered %ld %.200s; events are kept "
 				    "and retried", url, status, reply.p ? reply.p : "");
-			last_complaint = net_now_ms();
+			last_complaint = clock_now_ms();
 		}
 		backoff = backoff == 0 ? BACKOFF_MIN_MS :
 		    backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
@@ -440,6 +431,7 @@ int
 sink_hec_start(const struct conf *c)
 {
 	cf = c;
+	clock_cond_init(&stop_cond);
 	if ((url = make_url(c->hec.url)) == NULL ||
 	    (prefix = make_prefix(&c->hec)) == NULL) {
 		log_errorx("hec: out of memory");
@@ -464,7 +456,7 @@ sink_hec_stop(int64_t grace_ms)
 {
 	if (reader == NULL)
 		return;
-	atomic_store(&stop_deadline, net_now_ms() + grace_ms);
+	atomic_store(&stop_deadline, clock_now_ms() + grace_ms);
 	pthread_mutex_lock(&lock);
 	stopping = true;
 	pthread_cond_broadcast(&stop_cond);

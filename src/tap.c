@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "capture.h"
+#include "clock.h"
 #include "event.h"
 #include "log.h"
 #include "outbox.h"
@@ -60,7 +61,7 @@ meta_init(struct tap *t, int dir, struct event_meta *m)
 	m->conn_id = t->conn_id;
 	m->peer = t->peer;
 	m->direction = dir;
-	m->received_ms = event_now_ms();
+	m->received_ms = clock_wall_ms();
 	event_id_new(m);
 }
 

@@ -1,0 +1,23 @@
+/*
+ * clock.h - time for deadlines and time for events.
+ *
+ * Deadlines use the monotonic clock, condition variables included: a
+ * Raspberry Pi has no real-time clock and its wall clock jumps when NTP
+ * first answers, which must not stretch or cut any wait.
+ */
+#ifndef DEYE_CLOCK_H
+#define DEYE_CLOCK_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+/* Monotonic milliseconds, for deadlines. */
+int64_t clock_now_ms(void);
+/* Unix time in milliseconds, for what users read. */
+int64_t clock_wall_ms(void);
+/* A condition variable whose timed waits use the monotonic clock. */
+void clock_cond_init(pthread_cond_t *c);
+/* Wait on c (m held) at most ms milliseconds; ms < 0: no limit. */
+void clock_cond_wait(pthread_cond_t *c, pthread_mutex_t *m, int64_t ms);
+
+#endif
