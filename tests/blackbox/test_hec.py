@@ -91,23 +91,31 @@ class TestDelivery(HecTest):
         self.assertGreater(times[3] - times[2], times[1] - times[0])
 
     def test_one_bad_event_is_dead_lettered_the_rest_delivered(self):
-        rx = self.receiver()
-        # Events: heartbeat 0, its reply, heartbeat 1, its reply, heartbeat
-        # 2 (number 4)...
-        rx.script([("bad_event", 4)])
-        d = self.hec_daemon(rx, "hec.flush_interval=500ms")
-        self.send(d, [heartbeat(i) for i in range(6)])
-        wait_for(lambda: len(self.seqs(rx)) >= 5, 10)
-        seqs = self.seqs(rx)
-        self.assertEqual(sorted(set(seqs)), ["f5 %02x" % i for i in (0, 1, 3, 4, 5)])
-        dead = os.listdir(os.path.join(self.state, "dead"))
-        self.assertEqual(len(dead), 1)
-        with open(os.path.join(self.state, "dead", dead[0])) as f:
-            letter = json.load(f)
-        self.assertEqual(letter["status"], 400)
-        self.assertEqual(letter["event"]["frame.seq"], "f5 02")
-        self.assertIn("invalid-event-number", letter["reply"])
-        d.wait_log(r"hec: event \S+ rejected \(400\): moved to ")
+        # Whether Splunk indexed the events before the bad one or not,
+        # every other event arrives (a repeat carries the same id).
+        for kept in (True, False):
+            with self.subTest(index_before_bad=kept):
+                self.state = tempfile.mkdtemp(dir=self.tmp.name)
+                rx = self.receiver(index_before_bad=kept)
+                # Events: heartbeat 0, its reply, heartbeat 1, its reply,
+                # heartbeat 2 (number 4)...
+                rx.script([("bad_event", 4)])
+                d = self.hec_daemon(rx, "hec.flush_interval=500ms")
+                self.send(d, [heartbeat(i) for i in range(6)])
+                wait_for(lambda: len(set(self.seqs(rx))) >= 5, 10)
+                self.assertEqual(sorted(set(self.seqs(rx))),
+                                 ["f5 %02x" % i for i in (0, 1, 3, 4, 5)])
+                ids = rx.event_ids()
+                self.assertEqual(len(ids) - len(set(ids)), 4 if kept else 0)
+                dead = os.listdir(os.path.join(self.state, "dead"))
+                self.assertEqual(len(dead), 1)
+                with open(os.path.join(self.state, "dead", dead[0])) as f:
+                    letter = json.load(f)
+                self.assertEqual(letter["status"], 400)
+                self.assertEqual(letter["event"]["frame.seq"], "f5 02")
+                self.assertIn("invalid-event-number", letter["reply"])
+                d.wait_log(r"hec: event \S+ rejected \(400\): moved to ")
+                self.stop_clean(d)
 
     def test_wrong_token_keeps_events_and_says_so_once(self):
         rx = self.receiver()
