@@ -123,9 +123,9 @@ make_dirs(const struct conf *c)
 	}
 }
 
-/* Local answering is Solarman's; say so where it cannot happen. */
+/* Say what a listener's settings ask for that it cannot do. */
 static void
-warn_local_modes(const struct conf *c)
+warn_limits(const struct conf *c)
 {
 	for (size_t i = 0; i < c->nlisteners; i++) {
 		const struct listener_conf *lc = &c->listeners[i];
@@ -136,6 +136,9 @@ warn_local_modes(const struct conf *c)
 			log_warnx("[%s] protocol %s cannot answer clients locally: "
 			    "without an upstream they are read but not answered",
 			    lc->name, conf_proto_name(lc->protocol));
+		if (lc->protocol == PROTO_ENVOY)
+			log_warnx("[%s] protocol envoy: relayed and captured only; "
+			    "the Envoy decoder is not built yet", lc->name);
 	}
 }
 
@@ -220,7 +223,7 @@ main(int argc, char **argv)
 	if (c->user != NULL)
 		drop_privileges(c->user);
 	make_dirs(c);
-	warn_local_modes(c);
+	warn_limits(c);
 
 	/* Every thread inherits this mask; only sigwait() below sees them. */
 	sigemptyset(&set);
