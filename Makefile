@@ -5,6 +5,7 @@
 #   make check                build and run every test
 #   make SANITIZE=address,undefined check
 #   make SANITIZE=thread check
+#   make fuzz FUZZ_TIME=900   libFuzzer (clang) on a copy of the corpus
 #   make bench                relay benchmark against socat
 #   make install PREFIX=/usr/local DESTDIR=
 
@@ -50,7 +51,27 @@ UNIT_OBJ = $(UNIT_SRC:tests/unit/%.c=$(B)/unit/%.o)
 TOOL_SRC = $(wildcard tests/tools/*.c)
 TOOLS    = $(TOOL_SRC:tests/tools/%.c=$(B)/tools/%)
 
-.PHONY: all check unit blackbox bench install uninstall clean
+# The fuzz harness, replayed over its corpus and regressions by `make check`
+# (built like the unit tests), and built with clang and libFuzzer by
+# `make fuzz` in a tree of its own.
+FUZZ_DIRS   = tests/fuzz/corpus/solarman tests/fuzz/regress
+REPLAY_OBJ  = $(B)/fuzz/replay.o $(B)/fuzz/fuzz_solarman.o
+REPLAY      = $(B)/fuzz/replay
+FUZZ_CC     = clang
+FUZZ_B      = build/fuzz
+FUZZ_TIME  ?= 60
+FUZZ_OPT   ?= -O1 -g
+FUZZ_ARGS  ?=
+FUZZ_SAN    = -fsanitize=fuzzer,address,undefined \
+              -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS = $(WARN) $(DEFS) $(shell $(PKG_CONFIG) --cflags jansson) \
+              $(FUZZ_SAN) $(FUZZ_OPT) -MMD -MP
+FUZZ_LIBS  := $(shell $(PKG_CONFIG) --libs jansson) -lm
+FUZZ_OBJ    = $(FUZZ_B)/solarman.o $(FUZZ_B)/solarman_event.o \
+              $(FUZZ_B)/event.o $(FUZZ_B)/fuzz_solarman.o
+
+.PHONY: all check unit blackbox fuzz-replay fuzz bench install uninstall \
+        clean
 
 all: $(BIN)
 
@@ -69,13 +90,42 @@ $(B)/unit-tests: $(UNIT_OBJ) $(LIB_OBJ)
 $(B)/tools/%: tests/tools/%.c | $(B)/tools
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< -pthread
 
-$(B) $(B)/unit $(B)/tools:
+$(B)/fuzz/%.o: tests/fuzz/%.c | $(B)/fuzz
+	$(CC) $(ALL_CFLAGS) -Isrc -c -o $@ $<
+
+$(REPLAY): $(REPLAY_OBJ) $(LIB_OBJ)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(DEPS_LIBS)
+
+$(FUZZ_B)/%.o: src/%.c | $(FUZZ_B)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
+
+$(FUZZ_B)/fuzz_solarman.o: tests/fuzz/fuzz_solarman.c | $(FUZZ_B)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Isrc -c -o $@ $<
+
+$(FUZZ_B)/fuzz_solarman: $(FUZZ_OBJ)
+	$(FUZZ_CC) $(FUZZ_SAN) -o $@ $^ $(FUZZ_LIBS)
+
+$(B) $(B)/unit $(B)/tools $(B)/fuzz $(FUZZ_B):
 	mkdir -p $@
 
-check: unit blackbox
+check: unit fuzz-replay blackbox
 
 unit: $(B)/unit-tests
 	cd tests && ../$(B)/unit-tests
+
+# UBSan only prints unless told to stop: a report must fail the replay.
+fuzz-replay: $(REPLAY)
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 $(REPLAY) $(FUZZ_DIRS)
+
+# New corpus entries go to build/fuzz/corpus, crashes to build/fuzz/artifacts;
+# the repository's corpus is only read.  -max_len: room for two frames of
+# the largest size, so a long candidate can cover real frames and more.
+fuzz: $(FUZZ_B)/fuzz_solarman
+	mkdir -p $(FUZZ_B)/corpus $(FUZZ_B)/artifacts
+	find $(FUZZ_DIRS) -type f ! -name '.*' -exec cp {} $(FUZZ_B)/corpus/ \;
+	$(FUZZ_B)/fuzz_solarman -max_total_time=$(FUZZ_TIME) -max_len=8193 \
+	    -dict=tests/fuzz/solarman.dict -print_final_stats=1 \
+	    -artifact_prefix=$(FUZZ_B)/artifacts/ $(FUZZ_ARGS) $(FUZZ_B)/corpus
 
 blackbox: $(BIN) $(TOOLS)
 	DEYE_MITM=$(abspath $(BIN)) DEYE_TOOLS=$(abspath $(B)/tools) \
@@ -102,4 +152,4 @@ uninstall:
 clean:
 	rm -rf build deye-mitm
 
--include $(OBJ:.o=.d) $(UNIT_OBJ:.o=.d)
+-include $(OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(REPLAY_OBJ:.o=.d) $(FUZZ_OBJ:.o=.d)

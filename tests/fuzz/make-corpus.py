@@ -1,0 +1,166 @@
+#!/usr/bin/env python3
+"""make-corpus.py - (re)generate the seed corpus of fuzz_solarman.
+
+    python3 tests/fuzz/make-corpus.py        # from the top of the tree
+
+Writes tests/fuzz/corpus/solarman/ from tests/data/solarman-frames.txt:
+every input is one chunking-plan byte (see fuzz_solarman.c: low three bits
+= largest chunk class, high five bits = PRNG seed) followed by the stream.
+
+  frame-<id>        one file per fixture block, good and damaged alike
+  stream-*          several frames back to back, with garbage, TLS, etc.
+  stray-*           a stray 0xA5 whose claimed length covers real frames
+  split-<plan>-*    one stream under each chunk-size class
+  synth-*           frames built here (checksum computed) for the event
+                    decoders and the size bound
+
+Deterministic: same fixtures, same files.  Stale files are removed.
+"""
+import hashlib
+import os
+import re
+import sys
+
+TOP = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                    "..", ".."))
+FIXTURES = os.path.join(TOP, "tests", "data", "solarman-frames.txt")
+OUT = os.path.join(TOP, "tests", "fuzz", "corpus", "solarman")
+FRAME_MAX = 4096
+OVERHEAD = 13
+
+
+def read_fixtures(path):
+    """[(id, bytes)] in file order."""
+    blocks, ident = [], None
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith("# id:"):
+                ident = line[len("# id:"):].strip()
+            elif line and not line.startswith("#"):
+                if ident is None:
+                    sys.exit("%s: hex line without '# id:'" % path)
+                blocks.append((ident, bytes.fromhex(line)))
+                ident = None
+    return blocks
+
+
+def checksum(frame):
+    return sum(frame[1:-2]) & 0xFF
+
+
+def valid(frame):
+    return (len(frame) >= OVERHEAD and frame[0] == 0xA5 and frame[-1] == 0x15
+            and len(frame) == (frame[1] | frame[2] << 8) + OVERHEAD
+            and checksum(frame) == frame[-2])
+
+
+def build(ftype, payload, seq=(0x01, 0x02), serial=2718610869):
+    """A valid frame around payload."""
+    head = bytes([0xA5, len(payload) & 0xFF, len(payload) >> 8, 0x10, ftype,
+                  seq[0], seq[1]]) + serial.to_bytes(4, "little")
+    body = head + payload
+    return body + bytes([sum(body[1:]) & 0xFF, 0x15])
+
+
+def noise(tag, n):
+    """n deterministic pseudo-random bytes with no 0xA5 in them."""
+    out, i = b"", 0
+    while len(out) < n:
+        out += hashlib.sha256(("%s/%d" % (tag, i)).encode()).digest()
+        i += 1
+    return out[:n].replace(b"\xa5", b"\x5a")
+
+
+def main():
+    blocks = read_fixtures(FIXTURES)
+    byid = dict(blocks)
+    good = [b for _, b in blocks if valid(b)]
+    files = {}
+
+    for i, (ident, data) in enumerate(blocks):
+        name = "frame-" + re.sub(r"[^A-Za-z0-9_.-]", "_", ident)
+        files[name] = bytes([(i * 0x29 + 7) & 0xFF]) + data
+
+    ping = byid["solis-ping-0x47"]
+    data = byid["deye-m80g3-data-0x42"]
+    tls = byid["tls-clienthello-prefix-NEGATIVE"]
+    three = byid["local-stream-3-frames"]
+    reply = byid["server-heartbeat-reply-0x17"]
+
+    files["stream-good-frames"] = b"\x05" + b"".join(good)
+    files["stream-every-fixture"] = b"\x66" + b"".join(b for _, b in blocks)
+    files["stream-garbage-between"] = b"\x0b" + noise("g0", 37) + ping + \
+        noise("g1", 5) + data + noise("g2", 200) + reply + noise("g3", 3)
+    files["stream-tls-then-frames"] = b"\x0c" + tls + ping + data + reply
+    files["stream-a5-runs"] = b"\x21" + b"\xa5" * 20 + ping + b"\xa5\xa5" + \
+        reply + b"\xa5"
+    files["stream-ends-a5"] = b"\x0e" + ping + b"\xa5"
+    files["stream-ends-a5-len"] = b"\x0f" + ping + b"\xa5\x01"
+    files["stream-ends-header"] = b"\x10" + ping + ping[:11]
+    files["stream-ends-before-end"] = b"\x11" + ping + data[:-1]
+
+    # A stray 0xA5 claiming more than the bound: dropped at once.
+    files["stray-too-long"] = b"\x12" + b"\xa5\xff\xff" + ping + data
+    files["stray-just-too-long"] = b"\x13" + b"\xa5" + \
+        (FRAME_MAX - OVERHEAD + 1).to_bytes(2, "little") + ping + data
+    # Claims 4000 bytes, the stream ends first: finish must rescan and
+    # still find the frames it held.
+    files["stray-covers-rest"] = b"\x14" + b"\xa5\x93\x0f\x10" + ping + \
+        data + reply
+    # Claims 300 bytes that hold real frames, more stream after: rejected
+    # on its end byte, then the frames inside are found.
+    files["stray-covers-some"] = b"\x15" + b"\xa5\x1f\x01\x10" + ping + \
+        reply + noise("s", 300) + data
+    # Claims 20 bytes; its last byte (where its end byte should be) is
+    # the start of a real frame: the rescan must look at every held byte.
+    files["stray-ends-on-frame-start"] = b"\x00" + b"\xa5\x07\x00" + \
+        noise("e", 16) + ping
+    files["stray-nested"] = b"\x16" + b"\xa5\x40\x00" + b"\xa5\x20\x00" + \
+        ping + noise("n", 90) + reply
+
+    for plan in range(8):
+        files["split-%d-three" % plan] = bytes([plan * 0x21 & 0xFF | plan]) \
+            + three + ping + three
+    files["split-0-data"] = b"\x00" + data
+    files["split-1-data-plus"] = b"\x41" + data + data[:5]
+
+    # Frames built here: every decoder branch and the size bound.
+    pay = bytearray(data[11:-2])
+    hist = bytearray(pay)
+    hist[0] = 0x81
+    hybrid = bytearray(pay)
+    hybrid[1] = 0x11
+    many_mppt = bytearray(pay)
+    many_mppt[131] = 9
+    files["synth-data-historic"] = b"\x07" + build(0x42, bytes(hist))
+    files["synth-data-hybrid"] = b"\x17" + build(0x42, bytes(hybrid))
+    files["synth-data-short"] = b"\x27" + build(0x42, bytes(pay[:250]))
+    files["synth-data-9-mppt"] = b"\x37" + build(0x42, bytes(many_mppt))
+    files["synth-data-empty"] = b"\x47" + build(0x42, b"")
+    files["synth-handshake-empty"] = b"\x57" + build(0x41, b"")
+    files["synth-wifi-short"] = b"\x67" + build(0x43, b"\x00" * 20)
+    files["synth-reply-9"] = b"\x77" + build(0x12, b"\x01" * 9)
+    files["synth-unknown-type"] = b"\x87" + build(0x99, b"\x00\x01\x02")
+    files["synth-max-frame"] = b"\x06" + \
+        build(0x48, noise("max", FRAME_MAX - OVERHEAD))
+    # The largest frame cut by chunks, more stream behind it: the held
+    # buffer fills to the last byte.
+    files["synth-max-frame-then-more"] = b"\x06" + ping + \
+        build(0x48, noise("max2", FRAME_MAX - OVERHEAD)) + ping
+    files["synth-over-max"] = b"\x96" + \
+        build(0x48, noise("over", FRAME_MAX - OVERHEAD + 1)) + ping
+
+    os.makedirs(OUT, exist_ok=True)
+    for old in os.listdir(OUT):
+        if old not in files:
+            os.unlink(os.path.join(OUT, old))
+    for name, content in sorted(files.items()):
+        with open(os.path.join(OUT, name), "wb") as f:
+            f.write(content)
+    print("%s: %d files, %d bytes" % (os.path.relpath(OUT, TOP), len(files),
+                                      sum(map(len, files.values()))))
+
+
+if __name__ == "__main__":
+    main()
