@@ -187,10 +187,11 @@ still_decodable(struct tap *t, int dir, const uint8_t *buf, size_t n)
 		meta_init(t, dir, &m);
 		outbox_put(solarman_undecodable_event(buf,
 		    n < UNDECODABLE_HEAD ? n : UNDECODABLE_HEAD, &m), m.received_ms);
-		log_warnx("conn %" PRIu64 " [%s]: not Solarman V5 (%s), relayed "
-		    "without decoding", t->conn_id, t->lc->name,
+		log_warnx("conn %" PRIu64 " [%s]: not Solarman V5 (%s), %s",
+		    t->conn_id, t->lc->name,
 		    n >= 2 && buf[0] == 0x16 && buf[1] == 0x03 ? "TLS" :
-		    "unknown start");
+		    "unknown start", atomic_load(&t->answer) ?
+		    "cannot answer it: closing" : "relayed without decoding");
 	}
 	return !atomic_load(&t->undecodable);
 }
