@@ -456,7 +456,7 @@ error_log(const char *what)
 
 	stats.write_errors++;
 	if (now - last_error_log_ms >= 60000 || last_error_log_ms == 0) {
-		log_error("journal %s (%" PRIu64 " event(s) lost so far; the relay "
+		log_errorx("journal: %s (%" PRIu64 " event(s) lost so far; the relay "
 		    "goes on)", what, stats.write_errors);
 		last_error_log_ms = now;
 	}

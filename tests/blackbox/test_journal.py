@@ -131,6 +131,32 @@ class TestJournal(JournalTest):
         seqs = wait_for(lambda: len(heartbeats()) >= 20 and heartbeats(), 5)
         self.assertEqual(seqs, ["f5 %02x" % i for i in range(20)])
 
+    def test_full_disk_is_logged_and_the_relay_goes_on(self):
+        # The active segment is /dev/full: every append fails with ENOSPC.
+        os.makedirs(os.path.join(self.state, "journal"))
+        os.symlink("/dev/full", os.path.join(self.state, "journal",
+                                             "%020d.seg" % 1))
+
+        def echo(c):
+            while True:
+                b = c.recv(65536)
+                if not b:
+                    return
+                c.sendall(b)
+        up = self.server(echo)
+        d = self.daemon("state_dir=" + self.state, "events=" + self.events,
+                        upstream=up.addr)
+        s = d.connect()
+        for i in range(20):
+            s.sendall(heartbeat(i))
+            self.assertEqual(recv_all(s, len(heartbeat(i))), heartbeat(i))
+        s.close()
+        m = d.wait_log(r"error: journal: No space left on device \((\d+) "
+                       r"event\(s\) lost so far; the relay goes on\)")
+        self.assertGreaterEqual(int(m.group(1)), 1)
+        # Logged once, not once per event.
+        self.assertEqual(d.log().count("No space left on device"), 1)
+
     def test_spool_max_drops_the_oldest_and_says_so(self):
         # No sink reads (HEC down, never answering): the journal fills.
         hole = socket.socket()
