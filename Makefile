@@ -5,7 +5,7 @@
 #   make check                build and run every test
 #   make SANITIZE=address,undefined check
 #   make SANITIZE=thread check
-#   make bench                relay benchmark against socat
+#   make bench                relay benchmark against socat, decoder, HEC
 #   make install PREFIX=/usr/local DESTDIR=
 
 VERSION    = 0.1.0
@@ -69,6 +69,10 @@ $(B)/unit-tests: $(UNIT_OBJ) $(LIB_OBJ)
 $(B)/tools/%: tests/tools/%.c | $(B)/tools
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< -pthread
 
+# The decoder benchmark links the daemon's objects, like the unit tests.
+$(B)/bench-decoder: tests/bench/bench_decoder.c $(LIB_OBJ) | $(B)
+	$(CC) $(ALL_CFLAGS) -Isrc $(ALL_LDFLAGS) -o $@ $< $(LIB_OBJ) $(DEPS_LIBS)
+
 $(B) $(B)/unit $(B)/tools:
 	mkdir -p $@
 
@@ -81,8 +85,9 @@ blackbox: $(BIN) $(TOOLS)
 	DEYE_MITM=$(abspath $(BIN)) DEYE_TOOLS=$(abspath $(B)/tools) \
 	DEYE_SANITIZE=$(SANITIZE) python3 tests/blackbox/run.py
 
-bench: $(BIN) $(TOOLS)
+bench: $(BIN) $(TOOLS) $(B)/bench-decoder
 	DEYE_MITM=$(abspath $(BIN)) DEYE_TOOLS=$(abspath $(B)/tools) \
+	DEYE_BENCH_DECODER=$(abspath $(B)/bench-decoder) \
 	python3 tests/bench/bench.py
 
 install: $(BIN)
@@ -102,4 +107,4 @@ uninstall:
 clean:
 	rm -rf build deye-mitm
 
--include $(OBJ:.o=.d) $(UNIT_OBJ:.o=.d)
+-include $(OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(B)/bench-decoder.d
