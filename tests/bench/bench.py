@@ -449,6 +449,14 @@ def rss_breakdown(pid):
     return out
 
 
+def cpu_stolen():
+    """(steal, total) jiffies of all CPUs so far, from /proc/stat: the time
+    the hypervisor gave to other guests (a shared machine)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return (v[7] if len(v) > 7 else 0), sum(v[:8])
+
+
 def cpu_busy(interval=1.0):
     """Fraction of all CPU time that was busy over interval."""
     def read():
@@ -1084,6 +1092,7 @@ def main():
         print("[%5.1fs]%s" % (time.monotonic() - t_start, msg), flush=True)
 
     load0 = os.getloadavg()[0]
+    steal0 = cpu_stolen()
     busy = cpu_busy(1.0)
     ver = subprocess.run(["socat", "-V"], capture_output=True,
                          text=True).stdout
@@ -1519,8 +1528,11 @@ def main():
              spread(lat_ratios), med(lat_ratios),
              spread([d["p50"] for d in lat["healthy"]], "%d"),
              spread([d["p50"] for d in lat["hanging"]], "%d"), LAT_RATE))
-    print("  load average at the end %.2f (%.2f at the start)"
-          % (os.getloadavg()[0], load0))
+    steal1 = cpu_stolen()
+    print("  load average at the end %.2f (%.2f at the start); CPU time "
+          "stolen by the hypervisor during the run: %.1f%%"
+          % (os.getloadavg()[0], load0, 100.0 * (steal1[0] - steal0[0]) /
+             max(steal1[1] - steal0[1], 1)))
     print("  total time %.0f s" % (time.monotonic() - t_start))
 
     if problems:
