@@ -6,7 +6,7 @@
 #   make SANITIZE=address,undefined check
 #   make SANITIZE=thread check
 #   make fuzz FUZZ_TIME=900   libFuzzer (clang) on a copy of the corpus
-#   make bench                relay benchmark against socat
+#   make bench                relay benchmark against socat, decoder, HEC
 #   make install PREFIX=/usr/local DESTDIR=
 
 VERSION    = 0.1.0
@@ -105,6 +105,10 @@ $(FUZZ_B)/fuzz_solarman.o: tests/fuzz/fuzz_solarman.c | $(FUZZ_B)
 $(FUZZ_B)/fuzz_solarman: $(FUZZ_OBJ)
 	$(FUZZ_CC) $(FUZZ_SAN) -o $@ $^ $(FUZZ_LIBS)
 
+# The decoder benchmark links the daemon's objects, like the unit tests.
+$(B)/bench-decoder: tests/bench/bench_decoder.c $(LIB_OBJ) | $(B)
+	$(CC) $(ALL_CFLAGS) -Isrc $(ALL_LDFLAGS) -o $@ $< $(LIB_OBJ) $(DEPS_LIBS)
+
 $(B) $(B)/unit $(B)/tools $(B)/fuzz $(FUZZ_B):
 	mkdir -p $@
 
@@ -131,8 +135,9 @@ blackbox: $(BIN) $(TOOLS)
 	DEYE_MITM=$(abspath $(BIN)) DEYE_TOOLS=$(abspath $(B)/tools) \
 	DEYE_SANITIZE=$(SANITIZE) python3 tests/blackbox/run.py
 
-bench: $(BIN) $(TOOLS)
+bench: $(BIN) $(TOOLS) $(B)/bench-decoder
 	DEYE_MITM=$(abspath $(BIN)) DEYE_TOOLS=$(abspath $(B)/tools) \
+	DEYE_BENCH_DECODER=$(abspath $(B)/bench-decoder) \
 	python3 tests/bench/bench.py
 
 install: $(BIN)
@@ -152,4 +157,5 @@ uninstall:
 clean:
 	rm -rf build deye-mitm
 
--include $(OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(REPLAY_OBJ:.o=.d) $(FUZZ_OBJ:.o=.d)
+-include $(OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(REPLAY_OBJ:.o=.d) $(FUZZ_OBJ:.o=.d) \
+    $(B)/bench-decoder.d

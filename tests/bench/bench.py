@@ -1,14 +1,32 @@
 #!/usr/bin/env python3
-"""deye-mitm relay benchmark against socat (make bench).
+"""deye-mitm benchmark (make bench): the relay against socat, the Solarman
+decoder, and delivery to Splunk HEC.
 
 Runs deye-mitm and `socat -b 65536 TCP-LISTEN:P,reuseaddr,fork,backlog=1024
 TCP:127.0.0.1:UP` side by side on 127.0.0.1 in front of the same upstream,
 interleaves their runs (the order alternates every round: A B, B A, ...),
 takes the median of each and prints one table of deye-mitm/socat ratios:
 
+  decoder   first, before anything else runs: the bench-decoder program
+            (tests/bench/bench_decoder.c, linked with the daemon's objects,
+            pinned to one CPU, in memory): MB/s of solarman_stream_feed over
+            the fixture frames (tests/data/solarman-frames.txt, the blocks
+            that verify OK) repeated to 64 MiB, over pseudo-random garbage
+            and over garbage without 0xA5; data and heartbeat frames to JSON
+            per second (solarman_event + json_dumps, as the daemon does).
+            Best of BENCH_DECODER_REPS; it checks its counts and fails
+            rather than report a broken decoder as fast.
   bulk      iperf3 client -> relay -> iperf3 server, both directions (-R for
             the server sending); `-O 1` omits each run's first second, the
-            warm-up.
+            warm-up.  A third relay, deye-mitm with the solarman tap on
+            (protocol = solarman; the others are protocol = raw), runs in
+            the same rounds: iperf3's bytes are not V5, so the tap gives up
+            on each connection after its first bytes.  Target: its ratio to
+            socat at least 0.95 times the raw listener's.
+  v5        the tap's worst case: tools/bench_v5 pushes the fixture frames,
+            repeated, over one connection through each relay (raw, solarman
+            tap, socat) to a sink (tools/bench_v5 sink) for BENCH_V5_SECS,
+            then waits for the EOF back; MB/s.  Same target as bulk.
   rate      tools/bench_connrate: one connection at a time: connect, 100-byte
             echo through the relay to tools/bench_echo (epoll), shutdown,
             wait for the EOF, close; connections per second and the p99 of
@@ -32,6 +50,38 @@ takes the median of each and prints one table of deye-mitm/socat ratios:
             the 500 idle, the relays' wake-ups and CPU time are counted
             (/proc/PID/task/*/schedstat), and deye-mitm's growth is split
             into thread stacks and malloc heaps (/proc/PID/smaps).
+  hec       deye-mitm (solarman, upstream = none, events = none) delivering
+            to tools/bench_hec, a C receiver that counts envelopes and
+            answers 200 at once: BENCH_HEC_EVENTS heartbeats sent over 4
+            connections, never more than 3000 ahead of what the receiver
+            has counted (deye-mitm's event queue holds 4096 and drops the
+            rest: without the window most events would be dropped, not
+            delivered); events per second from the first frame sent to the
+            last event received, hec.batch_max_events 1000 (the target
+            row) and 100 (the default), hec.flush_interval 100ms, rounds
+            interleaved.  For comparison, 4000 heartbeats at once to the
+            black-box tests' Python HecReceiver (tests/blackbox/
+            hec_receiver.py, run by hec_rx.py in a process of its own so
+            that its GIL competes with nothing in bench.py), as it is and
+            with TCP_NODELAY: as it is, each reply on a kept-alive
+            connection waits about 40 ms for a delayed ACK, so it cannot
+            measure deye-mitm.
+  latency   one heartbeat frame each way per exchange (tools/bench_v5 rtt,
+            BENCH_LAT_RATE exchanges a second on a fixed schedule, the
+            latency counted from when each was due) through deye-mitm
+            (solarman, so every exchange makes two events) to the echo
+            server, with HEC (tools/bench_hec) healthy and hanging (every
+            request read and never answered) in turn, in one deye-mitm
+            process: the hang is then the only thing that changes, as it
+            would for a running daemon.  Before a healthy run the backlog
+            of the hanging one is delivered and counted (nothing may be
+            lost).  Many short rounds, and the p99 of all the round trips
+            of a condition pooled: a p99 of one short run mostly tells
+            when another tenant's burst hit it.  Target: p99 hanging / p99
+            healthy <= 1.10.
+
+Every deye-mitm journals into a state_dir of its own in the temporary log
+directory, with events = none, and has an upstream on 127.0.0.1 (or none).
 
 The machine should be otherwise idle; how busy it was before the start is
 printed, with a warning above 15 %.  Only side-by-side ratios mean much:
@@ -39,22 +89,29 @@ absolute loopback numbers vary a lot between runs.
 
 Everything listens on and connects to 127.0.0.1 only.  Exit status 0 when
 the measurements ran, whatever they show; 1 when something broke (a relay
-failed to start, died, dropped or corrupted an exchange, or deye-mitm did not
+failed to start, died, dropped or corrupted an exchange, an event did not
+reach the HEC receiver, the decoder's counts were wrong, or deye-mitm did not
 exit 0 on SIGTERM); 2 on bad usage or a missing tool.
 
 Environment: DEYE_MITM (the binary), DEYE_TOOLS (directory of the built
-tests/tools), and optionally BENCH_ROUNDS (rate rounds, default 5),
-BENCH_BULK_ROUNDS (5), BENCH_BULK_SECS (1, plus the omitted second),
-BENCH_RATE_SECS (2), BENCH_PIN_ROUNDS (one-CPU rate rounds, 3; 0 skips),
-BENCH_MEM_ROUNDS (2), BENCH_HOLD (500), BENCH_KEEP_LOGS=1 (keep the log
-directory).
+tests/tools), DEYE_BENCH_DECODER (the bench-decoder program), and
+optionally BENCH_ROUNDS (rate rounds, default 5), BENCH_BULK_ROUNDS (5),
+BENCH_BULK_SECS (1, plus the omitted second), BENCH_RATE_SECS (2),
+BENCH_PIN_ROUNDS (one-CPU rate rounds, 3; 0 skips), BENCH_MEM_ROUNDS (2),
+BENCH_HOLD (500), BENCH_DECODER_REPS (5), BENCH_DECODER_EVENTS (frames to
+JSON per repetition, 20000), BENCH_V5_ROUNDS (3), BENCH_V5_SECS (2),
+BENCH_HEC_ROUNDS (2), BENCH_HEC_EVENTS (200000), BENCH_LAT_ROUNDS (10),
+BENCH_LAT_MS (1500, per run), BENCH_LAT_RATE (1000 exchanges/s),
+BENCH_KEEP_LOGS=1 (keep the log directory).
 """
 import ctypes
 import json
 import os
 import platform
 import random
+import re
 import resource
+import select
 import shutil
 import signal
 import socket
@@ -84,6 +141,25 @@ RATE_SECS = env_int("BENCH_RATE_SECS", 2)
 MEM_ROUNDS = env_int("BENCH_MEM_ROUNDS", 2)
 PIN_ROUNDS = env_int("BENCH_PIN_ROUNDS", 3, lo=0)
 HOLD = env_int("BENCH_HOLD", 500)
+DEC_REPS = env_int("BENCH_DECODER_REPS", 5)
+DEC_EVENTS = env_int("BENCH_DECODER_EVENTS", 20000)
+V5_ROUNDS = env_int("BENCH_V5_ROUNDS", 3)
+V5_SECS = env_int("BENCH_V5_SECS", 2)
+HEC_ROUNDS = env_int("BENCH_HEC_ROUNDS", 2)
+HEC_EVENTS = env_int("BENCH_HEC_EVENTS", 200000)
+LAT_ROUNDS = env_int("BENCH_LAT_ROUNDS", 10)
+LAT_MS = env_int("BENCH_LAT_MS", 1500)
+LAT_RATE = env_int("BENCH_LAT_RATE", 1000)
+TAP = "deye-mitm (solarman tap)"
+HEC_RX = os.path.join(os.path.dirname(os.path.abspath(__file__)), "hec_rx.py")
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                        "data", "solarman-frames.txt")
+HEC_CONNS = 4            # connections sending heartbeats at once
+HEC_WINDOW = 3000        # frames ahead of the receiver: below the 4096
+                         # events deye-mitm's queue (src/outbox.c) holds
+HEC_BURST = 64           # heartbeats per send()
+HEC_FLUSH_MS = 100       # hec.flush_interval: bounds the last batch's wait
+PY_HEC_EVENTS = 4000     # to the Python receiver, at once (< 4096)
 RATE_WARMUP = 100        # exchanges before every rate run, not counted
 IDLE_WATCH_S = 2.0       # how long the held connections are watched idle
 MSG_SIZE = 100
@@ -180,14 +256,14 @@ class Proc:
     live = []   # started, not yet stopped
     done = []   # stopped: checked for leftovers at the end
 
-    def __init__(self, name, argv, logdir, stdout=None):
+    def __init__(self, name, argv, logdir, stdout=None, stdin=None):
         self.name = name
         self.argv = argv
         self.log_path = os.path.join(logdir, "%s.%d.log" % (
             name, len(Proc.live) + len(Proc.done)))
         self.log = open(self.log_path, "wb")
         self.p = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL,
+            argv, stdin=subprocess.DEVNULL if stdin is None else stdin,
             stdout=self.log if stdout is None else stdout, stderr=self.log,
             start_new_session=True, preexec_fn=_child_setup)
         self.pid = self.p.pid
@@ -226,8 +302,12 @@ class Proc:
                 pass
             self.p.wait()
         self.log.close()
-        if self.p.stdout is not None:
-            self.p.stdout.close()
+        for f in (self.p.stdout, self.p.stdin):
+            if f is not None:
+                try:
+                    f.close()
+                except OSError:
+                    pass  # a pipe to a process that is gone
         if self in Proc.live:
             Proc.live.remove(self)
             Proc.done.append(self)
@@ -369,6 +449,14 @@ def rss_breakdown(pid):
     return out
 
 
+def cpu_stolen():
+    """(steal, total) jiffies of all CPUs so far, from /proc/stat: the time
+    the hypervisor gave to other guests (a shared machine)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return (v[7] if len(v) > 7 else 0), sum(v[:8])
+
+
 def cpu_busy(interval=1.0):
     """Fraction of all CPU time that was busy over interval."""
     def read():
@@ -385,24 +473,44 @@ def cpu_busy(interval=1.0):
 # ---------------------------------------------------------------- relays
 
 class Relay:
-    """One relay under test, in front of upstream port `up`."""
+    """One relay under test, in front of upstream port `up` (deye-mitm:
+    None for upstream = none).  Every deye-mitm journals into a state_dir of
+    its own under logdir and writes no events file (events = none); opts
+    are more -o KEY=VALUE; warnings matching one of expect_warn are part of
+    the test and not reported."""
 
-    def __init__(self, kind, up, logdir, label=None, loglevel="-q"):
+    _n = 0
+
+    def __init__(self, kind, up, logdir, label=None, loglevel="-q",
+                 protocol="raw", opts=(), expect_warn=()):
         self.kind = kind
         self.label = label or kind
         self.up = up
         self.logdir = logdir
         self.loglevel = loglevel
+        self.protocol = protocol
+        self.opts = list(opts)
+        self.expect_warn = tuple(expect_warn) + (
+            () if up is not None else ("local mode",))
         self.proc = None
         self.port = None
+        self.log_path = None
+        Relay._n += 1
+        self.state_dir = os.path.join(logdir, "state-%d" % Relay._n)
 
     def argv(self, port):
         if self.kind == "deye-mitm":
+            up = ("none" if self.up is None
+                  else "%s:%d" % (LOOPBACK, self.up))
             a = [os.environ["DEYE_MITM"],
                  "-o", "deye.listen=%s:%d" % (LOOPBACK, port),
-                 "-o", "deye.upstream=%s:%d" % (LOOPBACK, self.up),
-                 "-o", "deye.protocol=raw",
+                 "-o", "deye.upstream=" + up,
+                 "-o", "deye.protocol=" + self.protocol,
+                 "-o", "state_dir=" + self.state_dir,
+                 "-o", "events=none",
                  "-o", "max_connections=2000"]
+            for o in self.opts:
+                a += ["-o", o]
             return a + ([self.loglevel] if self.loglevel else [])
         return ["socat", "-b", "65536",
                 "TCP-LISTEN:%d,bind=%s,reuseaddr,fork,backlog=1024"
@@ -416,6 +524,7 @@ class Relay:
                       self.logdir)
             if wait_listening(pr, port):
                 self.proc, self.port = pr, port
+                self.log_path = pr.log_path
                 return self
             rc = pr.stop()
             tail = pr.log_tail()
@@ -440,7 +549,8 @@ class Relay:
                 raise Broken("%s exited %s on SIGTERM:\n%s"
                              % (self.label, rc, pr.log_tail()))
             bad = [x for x in open(pr.log_path, errors="replace")
-                   if " warn: " in x or " error: " in x]
+                   if (" warn: " in x or " error: " in x)
+                   and not any(w in x for w in self.expect_warn)]
             if bad:
                 print("bench: %s logged %d warning(s)/error(s), e.g.:\n  %s"
                       % (self.label, len(bad), bad[0].rstrip()))
@@ -680,7 +790,253 @@ def memory_stage(kinds, up, logdir, log):
     return res
 
 
+# ---------------------------------------------------------------- solarman
+
+def decoder_stage(log):
+    """bench-decoder's results (one CPU, in memory; see its header)."""
+    argv = [os.environ["DEYE_BENCH_DECODER"], "-f", FIXTURES,
+            "-r", str(DEC_REPS), "-n", str(DEC_EVENTS)]
+    rc, d = run_json(argv, 600)
+    if rc != 0:
+        raise Broken("bench-decoder exit %d" % rc)
+    log("  decoder on CPU %d, best of %d: real frames %.0f MB/s (%.0f "
+        "frames/s), garbage %.0f MB/s, garbage without 0xA5 %.0f MB/s; "
+        "to JSON: data %.0f frames/s, heartbeat %.0f frames/s"
+        % (d["cpu"], DEC_REPS, d["stream"]["mbps_best"],
+           d["stream"]["fps_best"], d["garbage"]["mbps_best"],
+           d["garbage_no_a5"]["mbps_best"], d["json_data"]["fps_best"],
+           d["json_heartbeat"]["fps_best"]))
+    return d
+
+
+def v5_stage(relays, tools, log):
+    """tools/bench_v5 stream through each relay to a sink: MB/s, and the
+    relay's CPU seconds per GB."""
+    res = {r.label: {"mbps": [], "cpu": []} for r in relays}
+    for rnd in range(V5_ROUNDS):
+        for r in interleave(rnd, relays):
+            c0 = r.cpu()
+            rc, d = run_json([os.path.join(tools, "bench_v5"), "stream",
+                              "-p", str(r.port), "-f", FIXTURES,
+                              "-t", str(V5_SECS)], V5_SECS + 120)
+            if rc != 0:
+                raise Broken("bench_v5 stream through %s: exit %d"
+                             % (r.label, rc))
+            if r.kind == "socat":
+                time.sleep(0.05)  # socat reaps its child
+            cpu = (r.cpu() - c0) / (d["bytes"] / 1e9)
+            r.check_alive()
+            res[r.label]["mbps"].append(d["mbps"])
+            res[r.label]["cpu"].append(cpu)
+            log("  v5 round %d %-26s %7.1f MB/s  relay CPU %6.2f s/GB"
+                % (rnd + 1, r.label, d["mbps"], cpu))
+    return res
+
+
+def dropped_events(relay):
+    """Events deye-mitm's queue dropped, from its log ("queue full")."""
+    n = 0
+    try:
+        with open(relay.log_path, errors="replace") as f:
+            for x in f:
+                m = re.search(r"queue full, (\d+) event\(s\) dropped", x)
+                if m:
+                    n += int(m.group(1))
+    except OSError:
+        pass
+    return n
+
+
+# ---------------------------------------------------------------- HEC
+
+class HecSink:
+    """A HEC receiver in its own process, driven by lines on its stdin:
+    tools/bench_hec (C: counts envelopes, answers 200 in one write) or
+    hec_rx.py (the black-box tests' Python HecReceiver)."""
+
+    def __init__(self, name, argv, logdir):
+        self.proc = Proc(name, argv, logdir, stdout=subprocess.PIPE,
+                         stdin=subprocess.PIPE)
+        self.buf = b""
+        line = self._line(10.0)
+        if not line or line[0] != "PORT":
+            raise Broken("%s did not start:\n%s"
+                         % (name, self.proc.log_tail()))
+        self.port = int(line[1])
+        self.url = "http://%s:%d" % (LOOPBACK, self.port)
+
+    def _line(self, timeout):
+        deadline = time.monotonic() + timeout
+        fd = self.proc.p.stdout.fileno()
+        while b"\n" not in self.buf:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                raise Broken("%s did not answer within %.0f s"
+                             % (self.proc.name, timeout))
+            b = os.read(fd, 4096)
+            if not b:
+                raise Broken("%s exited:\n%s" % (self.proc.name,
+                                                 self.proc.log_tail()))
+            self.buf += b
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line.decode().split()
+
+    def cmd(self, line, timeout=10.0):
+        try:
+            self.proc.p.stdin.write((line + "\n").encode())
+            self.proc.p.stdin.flush()
+        except OSError as e:
+            raise Broken("%s: %s" % (self.proc.name, e))
+        return self._line(timeout)
+
+    def count(self):
+        """(envelopes, requests, monotonic time of the last, largest
+        batch)."""
+        f = self.cmd("count")
+        return int(f[1]), int(f[2]), float(f[3]), int(f[4])
+
+    def wait_count(self, want, stall=5.0, limit=120.0):
+        """Poll until want envelopes arrived, or none for stall seconds;
+        the last count."""
+        end = time.monotonic() + limit
+        c = self.count()
+        seen, seen_t = c[0], time.monotonic()
+        while c[0] < want and time.monotonic() < end:
+            time.sleep(0.01)
+            c = self.count()
+            if c[0] != seen:
+                seen, seen_t = c[0], time.monotonic()
+            elif time.monotonic() - seen_t > stall:
+                break
+        return c
+
+    def stop(self):
+        try:
+            self.proc.p.stdin.close()
+        except OSError:
+            pass
+        self.proc.stop(signal.SIGTERM, timeout=5.0)
+
+
+def hec_relay(logdir, sink, batch, label, up=None, expect_warn=()):
+    return Relay("deye-mitm", up, logdir, label=label, protocol="solarman",
+                 opts=["hec.url=" + sink.url, "hec.token=test-token",
+                       "hec.batch_max_events=%d" % batch,
+                       "hec.flush_interval=%dms" % HEC_FLUSH_MS],
+                 expect_warn=expect_warn)
+
+
+def hec_rate(relay, sink, problems):
+    """HEC_EVENTS heartbeats over HEC_CONNS connections to relay (no
+    upstream), at most HEC_WINDOW ahead of what sink has counted; events
+    per second from the first frame sent to the last event received."""
+    c0 = sink.count()
+    f = sink.cmd("send %d %d %d %d %d" % (relay.port, HEC_EVENTS, HEC_CONNS,
+                                          HEC_WINDOW, HEC_BURST), 600.0)
+    if f[0] != "SENT":
+        raise Broken("bench_hec send: %s" % " ".join(f))
+    t_first, sent, stalled = float(f[1]), int(f[3]), f[4] == "1"
+    # One event per heartbeat, and one per connection when it closes.
+    want = HEC_EVENTS + HEC_CONNS
+    c = sink.wait_count(c0[0] + want)
+    relay.check_alive()
+    got = c[0] - c0[0]
+    if stalled or got < want:
+        problems.append("%s: %d of %d events reached the HEC receiver "
+                        "(%d frames sent%s; %d dropped by deye-mitm's queue)"
+                        % (relay.label, got, want, sent,
+                           ", the window stalled" if stalled else "",
+                           dropped_events(relay)))
+    return {"rate": got / (c[2] - t_first), "events": got,
+            "requests": c[1] - c0[1], "secs": c[2] - t_first,
+            "max_batch": c[3]}
+
+
+def hec_rate_python(relay, sink, tools, problems):
+    """PY_HEC_EVENTS heartbeats at once (fewer than deye-mitm's queue
+    holds, so none can be dropped) to relay, delivered to the Python
+    receiver: events per second."""
+    c0 = sink.count()
+    rc, d = run_json([os.path.join(tools, "bench_v5"), "heartbeats",
+                      "-p", str(relay.port), "-n", str(PY_HEC_EVENTS)], 60)
+    if rc != 0:
+        raise Broken("bench_v5 heartbeats: exit %d" % rc)
+    want = PY_HEC_EVENTS + 1
+    c = sink.wait_count(c0[0] + want)
+    relay.check_alive()
+    got = c[0] - c0[0]
+    if got < want:
+        problems.append("%s: %d of %d events reached the Python HEC "
+                        "receiver" % (relay.label, got, want))
+    return {"rate": got / (c[2] - d["t_first"]), "events": got,
+            "requests": c[1] - c0[1], "secs": c[2] - d["t_first"]}
+
+
+def latency_stage(relay, sink, tools, log, problems):
+    """Request/response of one heartbeat through relay (solarman, in front
+    of the echo server, HEC to sink), LAT_RATE exchanges a second on a
+    fixed schedule, with HEC healthy and hanging in turn; one warm-up
+    round (healthy) first, not counted.  Before a healthy round every event
+    so far must have arrived (the backlog of the hanging round is
+    delivered first), so that the round measures steady delivery."""
+    res = {"healthy": [], "hanging": []}
+    secs = "%.3f" % (LAT_MS / 1000.0)
+    expected = sink.count()[0]
+    interval = int(1e6 / LAT_RATE)
+    rounds = [["healthy"]] + [interleave(r, ["healthy", "hanging"])
+                              for r in range(LAT_ROUNDS)]
+    try:
+        for rnd, conds in enumerate(rounds):
+            for cond in conds:
+                drain = 0.0
+                if cond == "healthy":
+                    sink.cmd("hang 0")
+                    t0 = time.monotonic()
+                    c = sink.wait_count(expected, stall=15.0)
+                    drain = time.monotonic() - t0
+                    if c[0] < expected:
+                        raise Broken("%s: %d of %d events reached the HEC "
+                                     "receiver (%d dropped by deye-mitm's "
+                                     "queue)" % (relay.label, c[0], expected,
+                                                 dropped_events(relay)))
+                else:
+                    sink.cmd("hang 1")
+                rc, d = run_json([os.path.join(tools, "bench_v5"), "rtt",
+                                  "-p", str(relay.port), "-t", secs,
+                                  "-w", "200", "-i", str(interval), "-l"],
+                                 LAT_MS / 1000.0 + 60)
+                if rc != 0:
+                    raise Broken("bench_v5 rtt through %s: exit %d"
+                                 % (relay.label, rc))
+                relay.check_alive()
+                # An event each way per exchange, one for the connection.
+                expected += 2 * (d["n"] + d["warmup"]) + 1
+                if rnd > 0:
+                    res[cond].append(d)
+                log("  latency %s %-7s p50 %5d us  p99 %6d us  p99.9 %6d us"
+                    "  (%d exchanges, %.0f/s%s)"
+                    % ("round %d" % rnd if rnd else "warm-up", cond,
+                       d["p50"], d["p99"], d["p999"], d["n"], d["rate"],
+                       ", backlog delivered in %.1f s" % drain
+                       if drain >= 0.05 else ""))
+    finally:
+        sink.cmd("hang 0")
+    c = sink.wait_count(expected, stall=15.0)
+    if c[0] < expected:
+        problems.append("%s: %d of %d events reached the HEC receiver"
+                        % (relay.label, c[0], expected))
+    return res
+
+
 # ---------------------------------------------------------------- report
+
+def pooled_pct(runs, p):
+    """Nearest-rank percentile of every "lat" of runs together."""
+    v = sorted(x for d in runs for x in d["lat"])
+    if not v:
+        return float("nan")
+    return v[min(max(int(p / 100.0 * len(v) + 0.999999), 1), len(v)) - 1]
+
 
 def med(xs):
     return statistics.median(xs) if xs else float("nan")
@@ -689,13 +1045,15 @@ def med(xs):
 def fmt(v, unit):
     if unit in ("Gbit/s", "s/GB"):
         return "%.2f" % v
-    if unit in ("KiB", "MiB", "ms/s"):
+    if unit in ("KiB", "MiB", "ms/s", "MB/s"):
         return "%.1f" % v
+    if unit == "x":
+        return "%.2f" % v
     return "%.0f" % v
 
 
 def main():
-    for var in ("DEYE_MITM", "DEYE_TOOLS"):
+    for var in ("DEYE_MITM", "DEYE_TOOLS", "DEYE_BENCH_DECODER"):
         if not os.environ.get(var):
             print("bench: %s is not set; run it with make bench" % var,
                   file=sys.stderr)
@@ -703,9 +1061,14 @@ def main():
     tools = os.environ["DEYE_TOOLS"]
     missing = [t for t in ("socat", "iperf3") if shutil.which(t) is None]
     missing += [p for p in (os.environ["DEYE_MITM"],
+                            os.environ["DEYE_BENCH_DECODER"],
                             os.path.join(tools, "bench_echo"),
-                            os.path.join(tools, "bench_connrate"))
+                            os.path.join(tools, "bench_connrate"),
+                            os.path.join(tools, "bench_v5"),
+                            os.path.join(tools, "bench_hec"))
                 if not os.access(p, os.X_OK)]
+    if not os.access(FIXTURES, os.R_OK):
+        missing.append(FIXTURES)
     if missing:
         print("bench: missing: %s" % ", ".join(missing), file=sys.stderr)
         return 2
@@ -722,8 +1085,14 @@ def main():
     t_start = time.monotonic()
 
     def log(msg):
+        # A stage's first line (one leading blank) shows the load average:
+        # the machine may be shared.
+        if msg.startswith(" ") and not msg.startswith("  "):
+            msg += " (load %.2f)" % os.getloadavg()[0]
         print("[%5.1fs]%s" % (time.monotonic() - t_start, msg), flush=True)
 
+    load0 = os.getloadavg()[0]
+    steal0 = cpu_stolen()
     busy = cpu_busy(1.0)
     ver = subprocess.run(["socat", "-V"], capture_output=True,
                          text=True).stdout
@@ -743,6 +1112,11 @@ def main():
     ok = False
     problems = []
     try:
+        # ---- 0. the decoder alone, on one CPU, before anything else runs
+        log(" decoder: bench-decoder, in memory, one CPU, best of %d"
+            % DEC_REPS)
+        dec = decoder_stage(log)
+
         # ---- upstreams
         echo = Proc("bench_echo", [os.path.join(tools, "bench_echo")],
                     logdir, stdout=subprocess.PIPE)
@@ -760,8 +1134,13 @@ def main():
         # ---- 1. bulk
         log(" bulk: iperf3 -t %d -O 1, %d rounds, up and down (-R)"
             % (BULK_SECS, BULK_ROUNDS))
+        # iperf3's bytes are not V5: the tap gives up on each connection
+        # after its first bytes (one warning, one event each).
         relays = [Relay("deye-mitm", iperf_port, logdir).start(),
-                  Relay("socat", iperf_port, logdir).start()]
+                  Relay("socat", iperf_port, logdir).start(),
+                  Relay("deye-mitm", iperf_port, logdir, label=TAP,
+                        protocol="solarman",
+                        expect_warn=("not Solarman V5",)).start()]
         try:
             direct = {"up": iperf(iperf_port, False)[0],
                       "down": iperf(iperf_port, True)[0]}
@@ -772,6 +1151,33 @@ def main():
             for r in relays:
                 r.stop()
         iperf_srv.stop()
+
+        # ---- 1b. a stream of real V5 frames: the tap's worst case
+        log(" v5: the fixture frames repeated, one connection, %d s per run,"
+            " %d rounds, to a sink" % (V5_SECS, V5_ROUNDS))
+        sink = Proc("bench_v5-sink", [os.path.join(tools, "bench_v5"),
+                                      "sink"], logdir,
+                    stdout=subprocess.PIPE)
+        line = sink.p.stdout.readline().decode()
+        if not line.startswith("PORT "):
+            raise Broken("bench_v5 sink did not start:\n%s"
+                         % sink.log_tail())
+        sink_port = int(line.split()[1])
+        # Every frame becomes an event, far more than the event queue
+        # takes: its "queue full, dropped" warnings are expected here.
+        relays = [Relay("deye-mitm", sink_port, logdir),
+                  Relay("deye-mitm", sink_port, logdir, label=TAP,
+                        protocol="solarman", expect_warn=("queue full",)),
+                  Relay("socat", sink_port, logdir)]
+        try:
+            for r in relays:
+                r.start()
+            v5 = v5_stage(relays, tools, log)
+            v5_dropped = dropped_events(relays[1])
+        finally:
+            for r in relays:
+                r.stop()
+        sink.stop()
 
         # ---- 2./3. connection rate and latency
         log(" rate: sequential connect + %d-byte echo + close, %d s per "
@@ -821,6 +1227,63 @@ def main():
         log(" memory: %d idle connections held at once, fresh relay each "
             "round, %d rounds" % (HOLD, MEM_ROUNDS))
         mem = memory_stage(["deye-mitm", "socat"], echo_port, logdir, log)
+
+        # ---- 5. HEC
+        log(" hec: %d heartbeats over %d connections (at most %d ahead of "
+            "the receiver), deye-mitm without upstream, to tools/bench_hec;"
+            " %d rounds" % (HEC_EVENTS, HEC_CONNS, HEC_WINDOW, HEC_ROUNDS))
+        hec_sink = HecSink("bench_hec", [os.path.join(tools, "bench_hec")],
+                           logdir)
+        relays = [hec_relay(logdir, hec_sink, 1000, "deye-mitm (batch 1000)"),
+                  hec_relay(logdir, hec_sink, 100, "deye-mitm (batch 100)")]
+        hec = {r.label: [] for r in relays}
+        try:
+            for r in relays:
+                r.start()
+            for rnd in range(HEC_ROUNDS):
+                for r in interleave(rnd, relays):
+                    d = hec_rate(r, hec_sink, problems)
+                    hec[r.label].append(d)
+                    log("  hec round %d %-24s %7.0f events/s  (%d events, %d"
+                        " requests, %.2f s)" % (rnd + 1, r.label, d["rate"],
+                                                d["events"], d["requests"],
+                                                d["secs"]))
+        finally:
+            for r in relays:
+                r.stop()
+        # The black-box tests' Python receiver, for comparison (info).
+        hec_py = {}
+        for nodelay in (False, True):
+            name = "python" + (" nodelay" if nodelay else "")
+            rx = HecSink("hec_rx", [sys.executable, HEC_RX] +
+                         (["--nodelay"] if nodelay else []), logdir)
+            r = hec_relay(logdir, rx, 100, "deye-mitm (%s)" % name)
+            try:
+                r.start()
+                hec_py[name] = hec_rate_python(r, rx, tools, problems)
+            finally:
+                r.stop()
+                rx.stop()
+            log("  hec %-22s %7.0f events/s  (%d events at once, batch "
+                "100, %d requests, %.2f s)" % (
+                    "Python HecReceiver" + (", TCP_NODELAY" if nodelay
+                                            else ""),
+                    hec_py[name]["rate"], hec_py[name]["events"],
+                    hec_py[name]["requests"], hec_py[name]["secs"]))
+
+        log(" latency: one heartbeat each way per exchange through deye-mitm"
+            " (solarman) to the echo server, %d/s for %.1f s, HEC healthy and "
+            "hanging in turn, %d rounds" % (LAT_RATE, LAT_MS / 1000.0,
+                                             LAT_ROUNDS))
+        # A hung request that ends may be retried with a warning.
+        relay = hec_relay(logdir, hec_sink, 100, "deye-mitm (hec latency)",
+                          up=echo_port, expect_warn=("hec: ",))
+        try:
+            relay.start()
+            lat = latency_stage(relay, hec_sink, tools, log, problems)
+        finally:
+            relay.stop()
+        hec_sink.stop()
         echo.stop()
 
         for label, runs in list(rate.items()) + list(
@@ -864,16 +1327,30 @@ def main():
     rows = []  # metric, unit, deye, socat, ratio, target, pass (None: info)
 
     def add(metric, unit, dv, sv, target=None, passed=None):
+        """sv None: a row of deye-mitm alone (no socat, no ratio)."""
         ratio = dv / sv if sv else float("nan")
         rows.append((metric, unit, dv, sv, ratio, target or "(info)",
                      passed))
 
+    # The solarman tap must not cost the relay its lead over socat: its
+    # ratio at least 0.95 times the raw listener's, measured side by side
+    # (the same as tap >= 0.95 x raw, socat's median being common).
     for dirn, name in (("up", "logger->cloud"), ("down", "cloud->logger, -R")):
         dv, sv = med(bulk[D][dirn]), med(bulk[S][dirn])
         add("bulk throughput, %s" % name, "Gbit/s", dv, sv,
             ">= 1.10x socat", dv / sv >= 1.10)
+        tv = med(bulk[TAP][dirn])
+        add("  same, solarman tap", "Gbit/s", tv, sv,
+            ">= 0.95x raw's = %.2fx" % (0.95 * dv / sv), tv >= 0.95 * dv)
         add("  relay CPU per GB, %s" % dirn, "s/GB",
             med(bulk[D][dirn + "_cpu"]), med(bulk[S][dirn + "_cpu"]))
+    dv, sv, tv = (med(v5[D]["mbps"]), med(v5[S]["mbps"]),
+                  med(v5[TAP]["mbps"]))
+    add("V5 frame stream, protocol=raw", "MB/s", dv, sv)
+    add("  same, solarman tap", "MB/s", tv, sv,
+        ">= 0.95x raw's = %.2fx" % (0.95 * dv / sv), tv >= 0.95 * dv)
+    add("  relay CPU per GB, V5, tap", "s/GB", med(v5[TAP]["cpu"]),
+        med(v5[S]["cpu"]))
     dv, sv = (med([d["rate"] for d in rate[D]]),
               med([d["rate"] for d in rate[S]]))
     add("connection rate (sequential)", "conn/s", dv, sv, ">= 3.00x socat",
@@ -925,17 +1402,55 @@ def main():
         med([m["idle_pss"] for m in mem[D]]) / 1024,
         med([m["idle_pss"] for m in mem[S]]) / 1024)
 
+    # deye-mitm alone from here.
+    v = dec["stream"]["mbps_best"]
+    add("decoder: real frames, 64 KiB chunks", "MB/s", v, None)
+    add("  frames found", "frames/s", dec["stream"]["fps_best"], None)
+    v = dec["garbage"]["mbps_best"]
+    add("decoder: garbage (0xA5 every ~256 B)", "MB/s", v, None,
+        ">= 1000 MB/s", v >= 1000)
+    add("  garbage without 0xA5 (memchr)", "MB/s",
+        dec["garbage_no_a5"]["mbps_best"], None)
+    v = dec["json_data"]["fps_best"]
+    add("decoder: data frames to JSON", "frames/s", v, None,
+        ">= 300000/s", v >= 300000)
+    add("  heartbeat frames to JSON", "frames/s",
+        dec["json_heartbeat"]["fps_best"], None)
+    B1, B2 = "deye-mitm (batch 1000)", "deye-mitm (batch 100)"
+    v = med([d["rate"] for d in hec[B1]])
+    add("HEC end to end, batch 1000", "events/s", v, None, ">= 20000/s",
+        v >= 20000)
+    add("  batch 100 (the default)", "events/s",
+        med([d["rate"] for d in hec[B2]]), None)
+    add("  Python HecReceiver, batch 100", "events/s",
+        hec_py["python"]["rate"], None)
+    add("  same, its TCP_NODELAY set", "events/s",
+        hec_py["python nodelay"]["rate"], None)
+    # The p99 of every round trip of a condition, pooled over its rounds.
+    hv, gv = (pooled_pct(lat["healthy"], 99), pooled_pct(lat["hanging"], 99))
+    lat_ratios = [g["p99"] / h["p99"]
+                  for h, g in zip(lat["healthy"], lat["hanging"])]
+    add("relay p99 RTT, HEC healthy", "us", hv, None)
+    add("relay p99 RTT, HEC hanging", "us", gv, None)
+    add("  p99 hanging / healthy", "x", gv / hv, None, "<= 1.10",
+        gv / hv <= 1.10)
+    add("  p50 hanging / healthy", "x", pooled_pct(lat["hanging"], 50) /
+        pooled_pct(lat["healthy"], 50), None)
+
     hdr = ("metric", "unit", "deye-mitm", "socat", "ratio", "target",
            "result")
-    table = [hdr] + [(m, u, fmt(d, u), fmt(s, u),
+    table = [hdr] + [(m, u, fmt(d, u), "-" if s is None else fmt(s, u),
                       "%.2fx" % r if r == r else "-", t,
                       "" if p is None else ("PASS" if p else "MISS"))
                      for m, u, d, s, r, t, p in rows]
     w = [max(len(r[i]) for r in table) for i in range(len(hdr))]
-    print("\nResults: medians of interleaved rounds (bulk %d, rate %d, "
-          "one CPU %d, memory %d); ratio = deye-mitm / socat\n"
-          % (BULK_ROUNDS, RATE_ROUNDS, PIN_ROUNDS if rate_pinned else 0,
-             MEM_ROUNDS))
+    print("\nResults: medians of interleaved rounds (bulk %d, V5 stream %d, "
+          "rate %d, one CPU %d, memory %d, HEC %d, HEC latency %d), the "
+          "decoder's best of %d; ratio = deye-mitm / socat; rows without "
+          "socat are deye-mitm alone\n"
+          % (BULK_ROUNDS, V5_ROUNDS, RATE_ROUNDS,
+             PIN_ROUNDS if rate_pinned else 0, MEM_ROUNDS, HEC_ROUNDS,
+             LAT_ROUNDS, DEC_REPS))
     for i, r in enumerate(table):
         print("  ".join(c.ljust(w[j]) if j in (0, 1, 5) else c.rjust(w[j])
                         for j, c in enumerate(r)).rstrip())
@@ -951,6 +1466,14 @@ def main():
         pr = [a / b for a, b in zip(bulk[D][dirn], bulk[S][dirn])]
         print("  bulk %-4s per-round ratios %s; direct, no relay: %.2f Gbit/s"
               % (dirn, spread(pr), direct[dirn]))
+    for dirn in ("up", "down"):
+        pr = [a / b for a, b in zip(bulk[TAP][dirn], bulk[D][dirn])]
+        print("  bulk %-4s solarman tap / raw per round %s" % (dirn,
+                                                             spread(pr)))
+    pr = [a / b for a, b in zip(v5[TAP]["mbps"], v5[D]["mbps"])]
+    print("  V5 stream solarman tap / raw per round %s; raw %s MB/s; the "
+          "tap's event queue dropped %d events (every frame is an event)"
+          % (spread(pr, "%.3f"), spread(v5[D]["mbps"], "%.0f"), v5_dropped))
     pr = [a["rate"] / b["rate"] for a, b in zip(rate[D], rate[S])]
     print("  rate per-round ratios %s; direct, no relay: %.0f conn/s"
           % (spread(pr), direct_rate["rate"]))
@@ -972,6 +1495,44 @@ def main():
     print("  RSS rows: deye-mitm VmRSS; socat VmRSS summed over the parent "
           "and its fork children.  PSS rows: smaps_rollup Pss, summed the "
           "same way.")
+    print("  decoder (CPU %d; median of %d): real frames %.0f MB/s, garbage "
+          "%.0f MB/s, without 0xA5 %.0f MB/s, data to JSON %.0f/s (%.0f "
+          "bytes each), heartbeat to JSON %.0f/s; checked: %d fixture "
+          "frames x %d copies found, %d of %d 0xA5 in the garbage rejected"
+          % (dec["cpu"], DEC_REPS, dec["stream"]["mbps_median"],
+             dec["garbage"]["mbps_median"],
+             dec["garbage_no_a5"]["mbps_median"],
+             dec["json_data"]["fps_median"],
+             dec["json_data"]["bytes"] / dec["json_data"]["frames"],
+             dec["json_heartbeat"]["fps_median"], dec["fixture_frames"],
+             dec["stream"]["frames"] / dec["fixture_frames"],
+             dec["garbage_rejects"], dec["garbage_a5"]))
+    for label in (B1, B2):
+        print("  HEC %s per round %s events/s, largest batch %d, %d "
+              "requests per run; %d connections, window %d, "
+              "flush_interval %d ms, tools/bench_hec"
+              % (label, spread([d["rate"] for d in hec[label]], "%.0f"),
+                 max(d["max_batch"] for d in hec[label]),
+                 hec[label][0]["requests"], HEC_CONNS, HEC_WINDOW,
+                 HEC_FLUSH_MS))
+    print("  HEC Python HecReceiver: %d events at once, %d requests in "
+          "%.2f s; with TCP_NODELAY %d requests in %.2f s"
+          % (hec_py["python"]["events"], hec_py["python"]["requests"],
+             hec_py["python"]["secs"], hec_py["python nodelay"]["requests"],
+             hec_py["python nodelay"]["secs"]))
+    print("  latency p99 per round: healthy %s us, hanging %s us, ratios "
+          "%s (median %.2f); p50 %s / %s us; %d exchanges/s, batch 100, "
+          "tools/bench_hec"
+          % (spread([d["p99"] for d in lat["healthy"]], "%d"),
+             spread([d["p99"] for d in lat["hanging"]], "%d"),
+             spread(lat_ratios), med(lat_ratios),
+             spread([d["p50"] for d in lat["healthy"]], "%d"),
+             spread([d["p50"] for d in lat["hanging"]], "%d"), LAT_RATE))
+    steal1 = cpu_stolen()
+    print("  load average at the end %.2f (%.2f at the start); CPU time "
+          "stolen by the hypervisor during the run: %.1f%%"
+          % (os.getloadavg()[0], load0, 100.0 * (steal1[0] - steal0[0]) /
+             max(steal1[1] - steal0[1], 1)))
     print("  total time %.0f s" % (time.monotonic() - t_start))
 
     if problems:
