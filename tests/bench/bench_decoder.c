@@ -46,6 +46,7 @@
 
 #include <jansson.h>
 
+#include "clock.h"
 #include "event.h"
 #include "solarman.h"
 #include "solarman_event.h"
@@ -297,7 +298,7 @@ to_json(const struct frame *fr, long n, const char *must, size_t *bytes)
 		json_t *ev;
 		char *s;
 
-		m.received_ms = event_now_ms();
+		m.received_ms = clock_wall_ms();
 		event_id_new(&m);
 		ev = solarman_event(fr->p, fr->n, &m, &t);
 		if (ev == NULL)
