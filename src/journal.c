@@ -70,8 +70,12 @@ static int64_t fsync_ms, last_sync_ms;
 static bool dirty, woken;
 static struct journal_reader *readers[READERS_MAX];
 static size_t nreaders;
-static struct journal_stats stats;
+static struct {
+	uint64_t appended, dropped, torn, write_errors;
+	uint64_t bytes; /* on disk */
+} stats;
 static int64_t last_error_log_ms;
+static bool deleting; /* off until every sink has opened its reader */
 
 static void
 seg_path(uint64_t no, char *buf, size_t len)
@@ -324,6 +328,7 @@ journal_reader_open(const char *name)
 	struct journal_reader *r = calloc(1, sizeof *r);
 	char path[4200];
 	unsigned long long s = 0, o = 0;
+	bool had_cursor = false;
 	FILE *f;
 
 	if (r == NULL)
@@ -333,6 +338,7 @@ journal_reader_open(const char *name)
 	cursor_path(r, path, sizeof path);
 	pthread_mutex_lock(&lock);
 	if ((f = fopen(path, "re")) != NULL) {
+		had_cursor = true;
 		if (fscanf(f, "%llu %llu", &s, &o) != 2)
 			s = o = 0;
 		fclose(f);
@@ -345,8 +351,16 @@ journal_reader_open(const char *name)
 	}
 	r->commit = (struct journal_pos){s, o};
 	r->read = r->commit;
-	if (nreaders < READERS_MAX)
-		readers[nreaders++] = r;
+	if (nreaders == READERS_MAX) {
+		pthread_mutex_unlock(&lock);
+		log_errorx("journal: too many sinks, '%s' not opened", name);
+		free(r);
+		return NULL;
+	}
+	readers[nreaders++] = r;
+	/* Written at once: the sink's claim on the journal starts now. */
+	if (!had_cursor)
+		cursor_save(r);
 	pthread_mutex_unlock(&lock);
 	return r;
 }
@@ -377,6 +391,8 @@ delete_passed(void)
 	uint64_t min = segs[nsegs - 1].no;
 	size_t k = 0;
 
+	if (!deleting)
+		return;
 	for (size_t i = 0; i < nreaders; i++)
 		if (readers[i]->commit.seg < min)
 			min = readers[i]->commit.seg;
@@ -454,7 +470,9 @@ error_log(const char *what)
 {
 	int64_t now = clock_now_ms();
 
+	pthread_mutex_lock(&lock);
 	stats.write_errors++;
+	pthread_mutex_unlock(&lock);
 	if (now - last_error_log_ms >= 60000 || last_error_log_ms == 0) {
 		log_errorx("journal: %s (%" PRIu64 " event(s) lost so far; the relay "
 		    "goes on)", what, stats.write_errors);
@@ -540,8 +558,10 @@ journal_publish(void)
 	pthread_mutex_lock(&lock);
 	stats.bytes += wsize - segs[nsegs - 1].size;
 	segs[nsegs - 1].size = wsize;
-	enforce_spool_max();
-	delete_passed();
+	if (deleting) {
+		enforce_spool_max();
+		delete_passed();
+	}
 	pthread_cond_broadcast(&grown);
 	pthread_mutex_unlock(&lock);
 	if (!dirty)
@@ -559,6 +579,8 @@ journal_publish(void)
 void
 journal_close(void)
 {
+	while (nreaders > 0) /* the ones nobody reads with */
+		journal_reader_close(readers[nreaders - 1]);
 	if (wfd >= 0) {
 		if (dirty && fdatasync(wfd) != 0)
 			log_warn("journal fsync");
@@ -671,18 +693,47 @@ journal_commit(struct journal_reader *r, struct journal_pos next)
 }
 
 void
+journal_start_deleting(void)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+
+	/*
+	 * A cursor on disk whose sink is not configured this time (a token
+	 * missing from the environment, say) still holds its events: they
+	 * wait, bounded by spool_max, until the sink is back or its cursor
+	 * file is removed.
+	 */
+	while (d != NULL && (de = readdir(d)) != NULL) {
+		size_t n = strlen(de->d_name);
+		char name[32];
+		bool open = false;
+
+		if (n < 8 || n - 7 >= sizeof name ||
+		    strcmp(de->d_name + n - 7, ".cursor") != 0)
+			continue;
+		snprintf(name, sizeof name, "%.*s", (int)(n - 7), de->d_name);
+		pthread_mutex_lock(&lock);
+		for (size_t i = 0; i < nreaders; i++)
+			open = open || strcmp(readers[i]->name, name) == 0;
+		pthread_mutex_unlock(&lock);
+		if (!open && journal_reader_open(name) != NULL)
+			log_warnx("journal: sink '%s' is not configured but has a "
+			    "cursor: its events are kept (up to spool_max); remove "
+			    "%s/%s to let them go", name, dir, de->d_name);
+	}
+	if (d != NULL)
+		closedir(d);
+	pthread_mutex_lock(&lock);
+	deleting = true;
+	pthread_mutex_unlock(&lock);
+}
+
+void
 journal_wake(void)
 {
 	pthread_mutex_lock(&lock);
 	woken = true;
 	pthread_cond_broadcast(&grown);
-	pthread_mutex_unlock(&lock);
-}
-
-void
-journal_get_stats(struct journal_stats *st)
-{
-	pthread_mutex_lock(&lock);
-	*st = stats;
 	pthread_mutex_unlock(&lock);
 }

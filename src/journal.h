@@ -46,14 +46,12 @@ int journal_next(struct journal_reader *r, struct journal_rec *rec,
 void journal_rewind(struct journal_reader *r);
 /* Everything before next was delivered: persist the cursor. */
 void journal_commit(struct journal_reader *r, struct journal_pos next);
+/* Every sink has opened its reader: from now on delete what all have
+ * passed (cursors of sinks not configured this time hold theirs). */
+void journal_start_deleting(void);
 /* Wake readers waiting in journal_next (shutdown). */
 void journal_wake(void);
 void journal_reader_close(struct journal_reader *r);
 
-struct journal_stats {
-	uint64_t appended, dropped, torn, write_errors;
-	uint64_t bytes; /* on disk */
-};
-void journal_get_stats(struct journal_stats *st);
 
 #endif

@@ -244,7 +244,8 @@ main(int argc, char **argv)
 	} else if (c->hec.url != NULL) {
 		log_warnx("hec: url is set but no token: not delivering to HEC");
 	}
-	if (outbox_start(c) != 0)
+	journal_start_deleting();
+	if (outbox_start() != 0)
 		return 1;
 	relay_init(c->max_connections);
 	if (listeners_start() != 0) {
@@ -252,8 +253,8 @@ main(int argc, char **argv)
 		relay_shutdown(SHUTDOWN_MS);
 		outbox_stop();
 		sink_hec_stop(0);
-		sink_jsonl_stop();
-		journal_close();
+		if (sink_jsonl_stop(0))
+			journal_close();
 		return 1;
 	}
 	for (;;) {
@@ -270,7 +271,8 @@ main(int argc, char **argv)
 	left = relay_shutdown(SHUTDOWN_MS);
 	outbox_stop();
 	sink_hec_stop(HEC_GRACE_MS);
-	sink_jsonl_stop();
+	if (!sink_jsonl_stop(HEC_GRACE_MS))
+		return 0; /* its thread ends with the process */
 	journal_close();
 	if (left > 0) {
 		log_warnx("%u connection(s) did not end in time", left);

@@ -78,6 +78,8 @@ writer_run(void *arg)
 		lost = dropped - dropped_logged;
 		dropped_logged = dropped;
 		done = stopping && n == 0;
+		if (done)
+			running = false; /* later puts are dropped and counted */
 		pthread_mutex_unlock(&lock);
 
 		if (lost > 0)
@@ -102,11 +104,10 @@ writer_run(void *arg)
 }
 
 int
-outbox_start(const struct conf *c)
+outbox_start(void)
 {
 	int r;
 
-	(void)c;
 	clock_cond_init(&wake);
 	running = true;
 	if ((r = pthread_create(&writer, NULL, writer_run, NULL)) != 0) {

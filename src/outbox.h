@@ -12,7 +12,7 @@
 
 #include "conf.h"
 
-int outbox_start(const struct conf *c);
+int outbox_start(void);
 /*
  * Hand over ev (ownership passes) with its record time.  Never waits: when
  * the queue is full the event is dropped, counted and logged.

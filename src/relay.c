@@ -83,10 +83,11 @@ conn_go_local(struct conn *c, const char *why)
 	if (c->lc->on_upstream_failure != ON_FAILURE_ANSWER || relay_stopping() ||
 	    atomic_load(&c->eof_ms) != 0)
 		return false;
+	/* Answering first: no frame falls between the two flags. */
+	tap_answer_locally(c->tap);
 	if (!atomic_exchange(&c->local, true)) {
 		log_info("conn %" PRIu64 " [%s]: upstream %s (%s), carrying on "
 		    "locally", c->id, c->lc->name, c->upstream, why);
-		tap_answer_locally(c->tap);
 		(void)shutdown(c->fd[DIR_DOWN], SHUT_RDWR);
 	}
 	return true;

@@ -13,8 +13,10 @@
  *                            again (Splunk may or may not have indexed those
  *                            before N: a duplicate has the same id, a loss
  *                            would be for ever)
- *   400/413 without a number the batch is retried one event at a time
- *                            (413: halved), so the bad event is found
+ *   400/413 without a number smaller batches (400: single events, 413:
+ *                            halves) until the culprit is alone; a 400 that
+ *                            blames the setup, not the data (a wrong index),
+ *                            is retried like a bad token
  *   401/403                  bad token: logged at most once a minute, the
  *                            events stay, retried with backoff
  *   anything else            (connection error, timeout, 408, 429, 5xx...)
@@ -92,8 +94,8 @@ on_body(char *data, size_t size, size_t nmemb, void *arg)
 	struct buf *b = arg;
 	size_t n = size * nmemb;
 
-	if (b->n + n <= REPLY_MAX)
-		buf_add(b, data, n);
+	if (b->n < REPLY_MAX)
+		buf_add(b, data, n < REPLY_MAX - b->n ? n : REPLY_MAX - b->n);
 	return n;
 }
 
@@ -206,8 +208,9 @@ add_envelope(struct buf *body, const struct journal_rec *r)
 	buf_add(body, "}", 1);
 }
 
-/* Keep a rejected event, with HEC's reply, in state_dir/dead/. */
-static void
+/* Keep a rejected event, with HEC's reply, in state_dir/dead/; 0 once it
+ * is safely on disk, -1 if it could not be kept (then it stays queued). */
+static int
 dead_letter(const struct journal_rec *r, long status, const char *reply)
 {
 	json_error_t je;
@@ -215,6 +218,7 @@ dead_letter(const struct journal_rec *r, long status, const char *reply)
 	json_t *o = json_object();
 	const char *id = json_string_value(json_object_get(ev, "id"));
 	char path[4200], tmp[4300];
+	int rc = -1, fd;
 
 	json_object_set_new(o, "status", json_integer(status));
 	json_object_set_new(o, "reply", json_string(reply ? reply : ""));
@@ -224,12 +228,39 @@ dead_letter(const struct journal_rec *r, long status, const char *reply)
 	snprintf(tmp, sizeof tmp, "%s.tmp", path);
 	if (mkdir(dead_dir, 0750) != 0 && errno != EEXIST)
 		log_warn("hec: dead letters %s", dead_dir);
-	if (json_dump_file(o, tmp, JSON_COMPACT) != 0 || rename(tmp, path) != 0)
-		log_warn("hec: cannot keep the rejected event in %s", path);
+	if (json_dump_file(o, tmp, JSON_COMPACT) == 0 &&
+	    (fd = open(tmp, O_RDONLY | O_CLOEXEC)) >= 0) {
+		if (fsync(fd) == 0 && rename(tmp, path) == 0)
+			rc = 0;
+		close(fd);
+	}
+	if (rc != 0)
+		log_warn("hec: cannot keep the rejected event in %s; it stays "
+		    "queued", path);
 	else
 		log_errorx("hec: event %s rejected (%ld): moved to %s", id ? id : "?",
 		    status, path);
 	json_decref(o);
+	return rc;
+}
+
+/* Whether a 400 blames the events (bad data) rather than the setup (an
+ * index the token may not use, a missing channel...): only then does an
+ * event go to dead/. */
+static bool
+blames_event(const char *reply)
+{
+	json_error_t je;
+	json_t *o = json_loads(reply ? reply : "", 0, &je);
+	json_int_t code = json_integer_value(json_object_get(o, "code"));
+	/* 7 incorrect index, 10/11 data channel, 14 ack disabled: even with
+	 * an invalid-event-number, every event would fail the same way. */
+	bool setup = code == 7 || code == 10 || code == 11 || code == 14;
+	bool event = !setup && (json_object_get(o, "invalid-event-number") !=
+	    NULL || code == 6 || code == 12 || code == 13 || code == 15);
+
+	json_decref(o);
+	return event;
 }
 
 static long
@@ -323,7 +354,7 @@ run(void *arg)
 			if (skipping && recs[n].pos.seg == skip.seg &&
 			    recs[n].pos.off == skip.off) {
 				/* The dead-lettered one: the events before it go
-				 * first; read again at the head of a batch, it is
+				 * first; met again at the head of a batch, it is
 				 * committed past. */
 				if (n > 0)
 					break;
@@ -351,6 +382,8 @@ run(void *arg)
 		}
 
 		reply.n = 0;
+		if (reply.p != NULL)
+			reply.p[0] = '\0'; /* no stale text from the last reply */
 		retry_after = -1;
 		errbuf[0] = '\0';
 		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body.p);
@@ -361,6 +394,7 @@ run(void *arg)
 
 		if (rc == CURLE_OK && status >= 200 && status < 300) {
 			journal_commit(reader, recs[n - 1].next);
+			journal_rewind(reader); /* anything read but not sent */
 			if (failures > 0)
 				log_info("hec: delivering again after %u failed attempt(s)",
 				    failures);
@@ -373,16 +407,20 @@ run(void *arg)
 		if (rc == CURLE_OK && (status == 400 || status == 413)) {
 			long bad = invalid_event_number(reply.p);
 
-			if ((bad >= 0 && (size_t)bad < n) || n == 1) {
-				bad = bad >= 0 && (size_t)bad < n ? bad : 0;
-				dead_letter(&recs[bad], status, reply.p);
-				skip = recs[bad].pos;
-				skipping = true;
-				continue;
+			if (status == 413 || blames_event(reply.p)) {
+				if ((bad >= 0 && (size_t)bad < n) || n == 1) {
+					bad = bad >= 0 && (size_t)bad < n ? bad : 0;
+					if (dead_letter(&recs[bad], status, reply.p) == 0) {
+						skip = recs[bad].pos;
+						skipping = true;
+						continue;
+					}
+				} else {
+					/* Smaller batches until the culprit is alone. */
+					limit = status == 413 ? (n + 1) / 2 : 1;
+					continue;
+				}
 			}
-			/* Narrow it down: smaller batches until the culprit is alone. */
-			limit = status == 413 ? (n + 1) / 2 : 1;
-			continue;
 		}
 
 		failures++;

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "journal.h"
@@ -109,14 +110,24 @@ sink_jsonl_start(const char *where)
 	return 0;
 }
 
-void
-sink_jsonl_stop(void)
+bool
+sink_jsonl_stop(int64_t grace_ms)
 {
+	struct timespec ts;
+
 	if (reader == NULL)
-		return;
+		return true;
 	atomic_store(&stopping, true);
 	journal_wake();
-	pthread_join(thread, NULL);
+	/* A reader of stdout that stopped reading must not hang the exit:
+	 * what is not written stays in the journal. */
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += grace_ms / 1000 + 1;
+	if (pthread_timedjoin_np(thread, NULL, &ts) != 0) {
+		log_warnx("events: output blocked, not flushed; the rest stays "
+		    "in the journal");
+		return false;
+	}
 	journal_reader_close(reader);
 	reader = NULL;
 	if (own)
@@ -124,4 +135,5 @@ sink_jsonl_stop(void)
 	else
 		fflush(out);
 	out = NULL;
+	return true;
 }

@@ -243,6 +243,8 @@ tap_close(struct tap *t)
 {
 	if (t == NULL)
 		return;
+	/* Frames found by the final rescan get no reply: nobody would get it. */
+	atomic_store(&t->answer, false);
 	for (int i = 0; t->solarman && i < 2; i++) {
 		struct solarman_stream *s = &t->d[i].stream;
 		struct solarman_handler h = {on_frame, on_reject, &t->d[i]};

@@ -12,7 +12,7 @@ import unittest
 
 from harness import SLOW, recv_all, wait_for
 from hec_receiver import HecReceiver, make_test_ca
-from test_journal import JournalTest, heartbeat
+from test_journal import JournalTest, heartbeat, read_events
 from test_solarman import FRAMES
 
 DATA = FRAMES["deye-m80g3-data-0x42"]
@@ -116,6 +116,40 @@ class TestDelivery(HecTest):
                 self.assertIn("invalid-event-number", letter["reply"])
                 d.wait_log(r"hec: event \S+ rejected \(400\): moved to ")
                 self.stop_clean(d)
+
+    def test_wrong_index_keeps_events_instead_of_dead_letters(self):
+        # Splunk answers a wrong index with 400 (code 7): the setup is at
+        # fault, not the events, so none may go to dead/.
+        rx = self.receiver(indexes={"solar"})
+        d = self.hec_daemon(rx, "hec.index=solr")
+        self.send(d, [heartbeat(i) for i in range(3)])
+        wait_for(lambda: len(rx.requests) >= 4, 15)
+        self.assertEqual(rx.events, [])
+        self.assertFalse(os.path.exists(os.path.join(self.state, "dead")))
+        d.wait_log(r"hec: .* answered 400 .*events are kept and retried")
+        self.stop_clean(d)
+        d = self.hec_daemon(rx, "hec.index=solar")
+        wait_for(lambda: len(self.seqs(rx)) >= 3, 10)
+        self.assertEqual(self.seqs(rx), ["f5 %02x" % i for i in range(3)])
+
+    def test_backlog_survives_a_restart_without_hec(self):
+        rx = self.receiver()
+        rx.down = True
+        d = self.hec_daemon(rx)
+        self.send(d, [heartbeat(i) for i in range(5)])
+        wait_for(lambda: rx.requests, 10)
+        self.stop_clean(d)
+        # Started without a token (say the environment file was missing),
+        # with the events sink on: HEC's events must not be deleted.
+        d = self.run_daemon()
+        d.wait_log(r"journal: sink 'hec' is not configured but has a cursor")
+        self.send(d, [heartbeat(i) for i in range(5, 7)])
+        wait_for(lambda: len(read_events(self.events)) >= 10, 5)
+        self.stop_clean(d)
+        rx.down = False
+        d = self.hec_daemon(rx)
+        wait_for(lambda: len(self.seqs(rx)) >= 7, 10)
+        self.assertEqual(self.seqs(rx), ["f5 %02x" % i for i in range(7)])
 
     def test_wrong_token_keeps_events_and_says_so_once(self):
         rx = self.receiver()
