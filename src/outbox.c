@@ -6,24 +6,35 @@
  * ring is full the event is dropped and counted, so neither the disk nor a
  * sink can ever stall a relay.  The writer thread takes everything queued at
  * once and, outside the lock, serialises each event and appends it to the
- * journal, which the sinks read at their own pace.  It also wakes up when
+ * journal, which the sinks read at their own pace.  A pump hands over a
+ * Solarman frame as bytes: building its JSON is the writer's work, so the
+ * relay pays only for a copy.  It also wakes up when
  * the journal's next fsync is due.
  */
 #include "outbox.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "addr.h"
 #include "clock.h"
 #include "log.h"
 #include "journal.h"
+#include "solarman_event.h"
 
 #define OUTBOX_CAP 4096
+#define WRITER_BATCH 256
 
+/* An event, or a Solarman frame whose event the writer builds. */
 struct item {
 	json_t *ev;
 	int64_t time_ms;
+	uint8_t *frame;
+	size_t len;
+	struct event_meta meta;
+	char peer[ADDR_STR_MAX];
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -34,31 +45,69 @@ static uint64_t dropped, dropped_logged;
 static bool stopping, running;
 static pthread_t writer;
 
-void
-outbox_put(json_t *ev, int64_t time_ms)
+/* Store it, or count it dropped; true if stored. */
+static bool
+enqueue(const struct item *it)
 {
-	bool full;
+	bool stored;
 
-	if (ev == NULL)
-		return;
 	pthread_mutex_lock(&lock);
-	full = count == OUTBOX_CAP || !running;
-	if (!full) {
-		ring[(head + count) % OUTBOX_CAP] = (struct item){ev, time_ms};
+	stored = count < OUTBOX_CAP && running;
+	if (stored) {
+		ring[(head + count) % OUTBOX_CAP] = *it;
 		count++;
 		pthread_cond_signal(&wake);
 	} else {
 		dropped++;
 	}
 	pthread_mutex_unlock(&lock);
-	if (full)
+	return stored;
+}
+
+void
+outbox_put(json_t *ev, int64_t time_ms)
+{
+	struct item it = {.ev = ev, .time_ms = time_ms};
+
+	if (ev != NULL && !enqueue(&it))
 		json_decref(ev);
+}
+
+void
+outbox_put_frame(const uint8_t *frame, size_t len, const struct event_meta *m)
+{
+	struct item it = {.len = len, .meta = *m};
+
+	if ((it.frame = malloc(len)) == NULL) {
+		pthread_mutex_lock(&lock);
+		dropped++;
+		pthread_mutex_unlock(&lock);
+		return;
+	}
+	memcpy(it.frame, frame, len);
+	snprintf(it.peer, sizeof it.peer, "%s", m->peer);
+	if (!enqueue(&it))
+		free(it.frame);
+}
+
+/* The item's event, built here for a frame. */
+static json_t *
+item_event(struct item *it)
+{
+	json_t *ev;
+
+	if (it->frame == NULL)
+		return it->ev;
+	it->meta.peer = it->peer;
+	ev = solarman_event(it->frame, it->len, &it->meta, &it->time_ms);
+	free(it->frame);
+	return ev;
 }
 
 static void *
 writer_run(void *arg)
 {
-	static struct item batch[OUTBOX_CAP];
+	static struct item batch[WRITER_BATCH];
 	int64_t due = -1;
 
 	(void)arg;
@@ -70,14 +119,14 @@ writer_run(void *arg)
 		pthread_mutex_lock(&lock);
 		if (count == 0 && !stopping)
 			clock_cond_wait(&wake, &lock, due);
-		while (count > 0) {
+		while (count > 0 && n < WRITER_BATCH) {
 			batch[n++] = ring[head];
 			head = (head + 1) % OUTBOX_CAP;
 			count--;
 		}
 		lost = dropped - dropped_logged;
 		dropped_logged = dropped;
-		done = stopping && n == 0;
+		done = stopping && n == 0 && count == 0;
 		if (done)
 			running = false; /* later puts are dropped and counted */
 		pthread_mutex_unlock(&lock);
@@ -87,15 +136,16 @@ writer_run(void *arg)
 			    "(%llu since start)", (unsigned long long)lost,
 			    (unsigned long long)dropped_logged);
 		for (size_t i = 0; i < n; i++) {
-			char *s = json_dumps(batch[i].ev,
-			    JSON_COMPACT | JSON_REAL_PRECISION(12));
+			json_t *ev = item_event(&batch[i]);
+			char *s = ev ? json_dumps(ev,
+			    JSON_COMPACT | JSON_REAL_PRECISION(12)) : NULL;
 
 			if (s != NULL)
 				journal_append(batch[i].time_ms, s, strlen(s));
 			else
-				log_warnx("events: cannot serialise an event");
+				log_warnx("events: cannot make an event");
 			free(s);
-			json_decref(batch[i].ev);
+			json_decref(ev);
 		}
 		due = journal_publish();
 		if (done)

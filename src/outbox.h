@@ -10,7 +10,7 @@
 
 #include <jansson.h>
 
-#include "conf.h"
+#include "event.h"
 
 int outbox_start(void);
 /*
@@ -18,6 +18,10 @@ int outbox_start(void);
  * the queue is full the event is dropped, counted and logged.
  */
 void outbox_put(json_t *ev, int64_t time_ms);
+/* The same for a validated Solarman frame: the writer builds its event
+ * (frame and meta are copied). */
+void outbox_put_frame(const uint8_t *frame, size_t len,
+    const struct event_meta *m);
 /* Write out what is queued, then stop the writer. */
 void outbox_stop(void);
 

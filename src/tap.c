@@ -84,8 +84,6 @@ answer(struct tap *t, const uint8_t *frame, size_t len)
 	time_t now = time(NULL);
 	uint8_t r[SOLARMAN_REPLY_LEN];
 	struct event_meta m;
-	int64_t time_ms;
-	json_t *ev;
 
 	if (solarman_time_reply(frame, len, (uint32_t)now,
 	    tz_minutes(&t->lc->tz_offset, now), r) == 0)
@@ -104,8 +102,7 @@ answer(struct tap *t, const uint8_t *frame, size_t len)
 	memcpy(t->replies + t->nreplies, r, sizeof r);
 	t->nreplies += sizeof r;
 	meta_init(t, 1, &m);
-	ev = solarman_event(r, sizeof r, &m, &time_ms);
-	outbox_put(ev, time_ms);
+	outbox_put_frame(r, sizeof r, &m);
 }
 
 static void
@@ -113,13 +110,9 @@ on_frame(void *arg, const uint8_t *frame, size_t len)
 {
 	struct tap_dir *d = arg;
 	struct event_meta m;
-	int64_t time_ms;
-	json_t *ev;
 
 	meta_init(d->t, d->dir, &m);
-	/* Two statements: time_ms is set by solarman_event(). */
-	ev = solarman_event(frame, len, &m, &time_ms);
-	outbox_put(ev, time_ms);
+	outbox_put_frame(frame, len, &m);
 	if (d->dir == 0 && atomic_load(&d->t->answer))
 		answer(d->t, frame, len);
 }
