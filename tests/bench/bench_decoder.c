@@ -18,7 +18,7 @@
  *   garbage_no_a5  the same bytes with every 0xA5 replaced by 0xA4: the
  *              memchr path alone.
  *   json_data  EVENTS times what the daemon does per frame: a new id and
- *              time (event_id_new, event_now_ms), solarman_event() on the
+ *              time (event_id_new, clock_wall_ms), solarman_event() on the
  *              Deye data frame (block deye-m80g3-data-0x42), json_dumps with
  *              the daemon's flags, free: frames/s.
  *   json_heartbeat  the same for the heartbeat frame (deye-micro-heartbeat-
