@@ -77,7 +77,16 @@ void
 outbox_put_frame(const uint8_t *frame, size_t len, const struct event_meta *m)
 {
 	struct item it = {.len = len, .meta = *m};
+	bool full;
 
+	/* A flood: drop before paying for the copy. */
+	pthread_mutex_lock(&lock);
+	full = count == OUTBOX_CAP || !running;
+	if (full)
+		dropped++;
+	pthread_mutex_unlock(&lock);
+	if (full)
+		return;
 	if ((it.frame = malloc(len)) == NULL) {
 		pthread_mutex_lock(&lock);
 		dropped++;
@@ -99,6 +108,7 @@ item_event(struct item *it)
 	if (it->frame == NULL)
 		return it->ev;
 	it->meta.peer = it->peer;
+	event_id_new(&it->meta); /* once, here: the journal keeps it */
 	ev = solarman_event(it->frame, it->len, &it->meta, &it->time_ms);
 	free(it->frame);
 	return ev;

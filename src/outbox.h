@@ -18,8 +18,8 @@ int outbox_start(void);
  * the queue is full the event is dropped, counted and logged.
  */
 void outbox_put(json_t *ev, int64_t time_ms);
-/* The same for a validated Solarman frame: the writer builds its event
- * (frame and meta are copied). */
+/* The same for a validated Solarman frame: the writer gives it its id and
+ * builds its event (frame and meta are copied). */
 void outbox_put_frame(const uint8_t *frame, size_t len,
     const struct event_meta *m);
 /* Write out what is queued, then stop the writer. */

@@ -54,6 +54,7 @@ struct tap {
 
 static const char *const dir_name[2] = {"up", "down"};
 
+/* Who, where and when; the id is given by whoever builds the event. */
 static void
 meta_init(struct tap *t, int dir, struct event_meta *m)
 {
@@ -62,7 +63,7 @@ meta_init(struct tap *t, int dir, struct event_meta *m)
 	m->peer = t->peer;
 	m->direction = dir;
 	m->received_ms = clock_wall_ms();
-	event_id_new(m);
+	m->id[0] = '\0';
 }
 
 /* Minutes east of UTC now: fixed, or this host's zone (summer time too). */
@@ -178,6 +179,7 @@ still_decodable(struct tap *t, int dir, const uint8_t *buf, size_t n)
 
 		atomic_store(&t->undecodable, true);
 		meta_init(t, dir, &m);
+		event_id_new(&m);
 		outbox_put(solarman_undecodable_event(buf,
 		    n < UNDECODABLE_HEAD ? n : UNDECODABLE_HEAD, &m), m.received_ms);
 		log_warnx("conn %" PRIu64 " [%s]: not Solarman V5 (%s), %s",
