@@ -244,35 +244,27 @@ dead_letter(const struct journal_rec *r, long status, const char *reply)
 	return rc;
 }
 
-/* Whether a 400 blames the events (bad data) rather than the setup (an
- * index the token may not use, a missing channel...): only then does an
- * event go to dead/. */
+/*
+ * Read a 400's reply: whether it blames the events (bad data) rather than
+ * the setup (an index the token may not use, a missing channel...), for
+ * only then does an event go to dead/; and which event, or -1.
+ */
 static bool
-blames_event(const char *reply)
-{
-	json_error_t je;
-	json_t *o = json_loads(reply ? reply : "", 0, &je);
-	json_int_t code = json_integer_value(json_object_get(o, "code"));
-	/* 7 incorrect index, 10/11 data channel, 14 ack disabled: even with
-	 * an invalid-event-number, every event would fail the same way. */
-	bool setup = code == 7 || code == 10 || code == 11 || code == 14;
-	bool event = !setup && (json_object_get(o, "invalid-event-number") !=
-	    NULL || code == 6 || code == 12 || code == 13 || code == 15);
-
-	json_decref(o);
-	return event;
-}
-
-static long
-invalid_event_number(const char *reply)
+blames_event(const char *reply, long *bad)
 {
 	json_error_t je;
 	json_t *o = json_loads(reply ? reply : "", 0, &je);
 	json_t *n = json_object_get(o, "invalid-event-number");
-	long v = json_is_integer(n) ? (long)json_integer_value(n) : -1;
+	json_int_t code = json_integer_value(json_object_get(o, "code"));
+	/* 7 incorrect index, 10/11 data channel, 14 ack disabled: even with
+	 * an invalid-event-number, every event would fail the same way. */
+	bool setup = code == 7 || code == 10 || code == 11 || code == 14;
+	bool event = !setup && (n != NULL || code == 6 || code == 12 ||
+	    code == 13 || code == 15);
 
+	*bad = json_is_integer(n) ? (long)json_integer_value(n) : -1;
 	json_decref(o);
-	return v;
+	return event;
 }
 
 static int64_t
@@ -405,9 +397,10 @@ run(void *arg)
 		}
 		journal_rewind(reader);
 		if (rc == CURLE_OK && (status == 400 || status == 413)) {
-			long bad = invalid_event_number(reply.p);
+			long bad;
+			bool blamed = blames_event(reply.p, &bad);
 
-			if (status == 413 || blames_event(reply.p)) {
+			if (status == 413 || blamed) {
 				if ((bad >= 0 && (size_t)bad < n) || n == 1) {
 					bad = bad >= 0 && (size_t)bad < n ? bad : 0;
 					if (dead_letter(&recs[bad], status, reply.p) == 0) {
