@@ -96,15 +96,18 @@ static bool
 forward(struct conn *c, enum dir dir, int to, const uint8_t *buf, size_t n)
 {
 	const uint8_t *replies;
+	/* Read once: a chunk passed to the cloud is the cloud's to answer. */
+	bool local = atomic_load(&c->local);
 	size_t k;
 
-	if (to >= 0 && !atomic_load(&c->local) &&
-	    !send_all(c, to, buf, n, dir) &&
-	    !(dir == DIR_UP && conn_go_local(c, "gone")))
-		return false;
+	if (to >= 0 && !local && !send_all(c, to, buf, n, dir)) {
+		if (!(dir == DIR_UP && conn_go_local(c, "gone")))
+			return false;
+		local = true;
+	}
 	atomic_fetch_add(&c->bytes[dir], n);
-	tap_feed(c->tap, dir, buf, n);
-	if (dir != DIR_UP || !atomic_load(&c->local))
+	tap_feed(c->tap, dir, buf, n, dir == DIR_UP && local);
+	if (dir != DIR_UP || !local)
 		return true;
 	if (tap_undecodable(c->tap)) {
 		conn_end(c, "relay", "cannot-answer");

@@ -83,8 +83,6 @@ conn_go_local(struct conn *c, const char *why)
 	if (c->lc->on_upstream_failure != ON_FAILURE_ANSWER || relay_stopping() ||
 	    atomic_load(&c->eof_ms) != 0)
 		return false;
-	/* Answering first: no frame falls between the two flags. */
-	tap_answer_locally(c->tap);
 	if (!atomic_exchange(&c->local, true)) {
 		log_info("conn %" PRIu64 " [%s]: upstream %s (%s), carrying on "
 		    "locally", c->id, c->lc->name, c->upstream, why);
@@ -166,10 +164,8 @@ run_pumps(struct conn *c)
 	}
 	atomic_store(&c->last_io_ms, clock_now_ms());
 	c->tap = tap_open(c->lc, c->id, c->peer, c->start_wall);
-	if (c->fd[DIR_DOWN] < 0) {
+	if (c->fd[DIR_DOWN] < 0)
 		atomic_store(&c->local, true);
-		tap_answer_locally(c->tap);
-	}
 	/* Without an upstream only the logger's side is read. */
 	for (; started < (c->fd[DIR_DOWN] >= 0 ? 2 : 1); started++) {
 		r = start_thread(&t[started], PUMP_STACK, pump_run, &p[started]);

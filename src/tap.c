@@ -5,9 +5,9 @@
  * Each direction has its own decoder state, touched only by that
  * direction's pump, so there is no lock.  The cross-direction flags are
  * atomics: "this connection is not V5", decided by the first bytes of the
- * connection whichever direction they come from, and "answer locally",
- * set when there is no upstream (any more).  Replies are made while the up
- * pump feeds the decoder and sent by that same pump.
+ * connection whichever direction they come from.  Replies are made while
+ * the up pump feeds the decoder a chunk it did not pass to an upstream,
+ * and sent by that same pump.
  */
 #include "tap.h"
 
@@ -46,7 +46,7 @@ struct tap {
 	bool solarman;
 	atomic_int first_dir;   /* -1 until a direction saw its first byte */
 	atomic_bool undecodable;
-	atomic_bool answer;     /* we are the cloud now */
+	bool answer;            /* this chunk gets replies; up pump only */
 	uint8_t *replies;       /* up pump only */
 	size_t nreplies, cap;
 	struct tap_dir d[2];
@@ -114,7 +114,7 @@ on_frame(void *arg, const uint8_t *frame, size_t len)
 
 	meta_init(d->t, d->dir, &m);
 	outbox_put_frame(frame, len, &m);
-	if (d->dir == 0 && atomic_load(&d->t->answer))
+	if (d->dir == 0 && d->t->answer)
 		answer(d->t, frame, len);
 }
 
@@ -150,7 +150,7 @@ tap_open(const struct listener_conf *lc, uint64_t conn_id, const char *peer,
 	t->replies = NULL;
 	t->nreplies = t->cap = 0;
 	atomic_init(&t->undecodable, false);
-	atomic_init(&t->answer, false);
+	t->answer = false;
 	t->lc = lc;
 	t->conn_id = conn_id;
 	snprintf(t->peer, sizeof t->peer, "%s", peer);
@@ -185,30 +185,25 @@ still_decodable(struct tap *t, int dir, const uint8_t *buf, size_t n)
 		log_warnx("conn %" PRIu64 " [%s]: not Solarman V5 (%s), %s",
 		    t->conn_id, t->lc->name,
 		    n >= 2 && buf[0] == 0x16 && buf[1] == 0x03 ? "TLS" :
-		    "unknown start", atomic_load(&t->answer) ?
+		    "unknown start", dir == 0 && t->answer ?
 		    "cannot answer it: closing" : "relayed without decoding");
 	}
 	return !atomic_load(&t->undecodable);
 }
 
 void
-tap_feed(struct tap *t, int dir, const uint8_t *buf, size_t n)
+tap_feed(struct tap *t, int dir, const uint8_t *buf, size_t n, bool answer)
 {
 	if (t == NULL || n == 0)
 		return;
 	if (t->capture != NULL)
 		capture_write(t->capture, dir, buf, n);
+	if (dir == 0)
+		t->answer = answer;
 	if (t->solarman && still_decodable(t, dir, buf, n)) {
 		struct solarman_handler h = {on_frame, on_reject, &t->d[dir]};
 		solarman_stream_feed(&t->d[dir].stream, buf, n, &h);
 	}
-}
-
-void
-tap_answer_locally(struct tap *t)
-{
-	if (t != NULL)
-		atomic_store(&t->answer, true);
 }
 
 size_t
@@ -239,7 +234,7 @@ tap_close(struct tap *t)
 	if (t == NULL)
 		return;
 	/* Frames found by the final rescan get no reply: nobody would get it. */
-	atomic_store(&t->answer, false);
+	t->answer = false;
 	for (int i = 0; t->solarman && i < 2; i++) {
 		struct solarman_stream *s = &t->d[i].stream;
 		struct solarman_handler h = {on_frame, on_reject, &t->d[i]};

@@ -20,14 +20,13 @@ struct tap;
 /* NULL when the listener has nothing to do with the bytes. */
 struct tap *tap_open(const struct listener_conf *lc, uint64_t conn_id,
     const char *peer, time_t start);
-/* Only the pump of direction dir calls this for dir (0 up, 1 down). */
-void tap_feed(struct tap *t, int dir, const uint8_t *buf, size_t n);
 /*
- * From now on answer the logger's frames here, as the cloud would
- * (upstream = none, or the upstream failed with on_upstream_failure =
- * answer).  Any thread may call it.
+ * Only the pump of direction dir calls this for dir (0 up, 1 down).  With
+ * answer set (up only: the chunk was not passed to an upstream), each
+ * logger frame in it gets a time reply, as the cloud would send.
  */
-void tap_answer_locally(struct tap *t);
+void tap_feed(struct tap *t, int dir, const uint8_t *buf, size_t n,
+    bool answer);
 /* The replies made while feeding the up direction, for the up pump to send
  * to the logger; then tap_replies_sent(). */
 size_t tap_replies(struct tap *t, const uint8_t **p);
