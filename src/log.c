@@ -39,27 +39,6 @@ log_set_level(int l)
 	atomic_store(&level, l);
 }
 
-int
-log_get_level(void)
-{
-	return atomic_load(&level);
-}
-
-int
-log_level_parse(const char *s)
-{
-	for (int i = LOG_ERROR; i <= LOG_DEBUG; i++)
-		if (strcmp(s, names[i]) == 0)
-			return i;
-	return -1;
-}
-
-const char *
-log_level_name(int l)
-{
-	return l >= LOG_ERROR && l <= LOG_DEBUG ? names[l] : "?";
-}
-
 static void
 vlog(int l, int errnum, const char *fmt, va_list ap)
 {

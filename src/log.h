@@ -6,9 +6,6 @@ enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
 void log_init(void);                       /* before any thread starts */
 void log_set_level(int level);
-int log_get_level(void);
-int log_level_parse(const char *s);        /* -1 when unknown */
-const char *log_level_name(int level);
 
 #define LOG_PRINTF __attribute__((format(printf, 1, 2)))
 /* log_warn/log_error append strerror(errno); the *x variants do not. */

@@ -5,6 +5,7 @@ Daemon starts ./deye-mitm (or $DEYE_MITM) with listen port 0 and reads the
 bound port from its log; servers are small threaded TCP servers written here.
 Every daemon is stopped with SIGTERM and must exit 0 with no sanitizer report.
 """
+import json
 import os
 import re
 import signal
@@ -217,3 +218,14 @@ def echo_handler(c):
         c.sendall(b)
     c.shutdown(socket.SHUT_WR)
     recv_all(c)
+
+
+def read_events(path):
+    """The whole lines of a JSON-lines file (the sink may be in the middle
+    of writing the last one)."""
+    try:
+        with open(path) as f:
+            text = f.read()
+    except FileNotFoundError:
+        return []
+    return [json.loads(l) for l in text.split("\n")[:-1]]

@@ -4,10 +4,9 @@ import os
 import re
 import shutil
 import tempfile
-import time
 import unittest
 
-from harness import BIN, ROOT, Daemon, run, wait_for
+from harness import ROOT, Daemon, run, wait_for
 
 
 class TestCommandLine(unittest.TestCase):

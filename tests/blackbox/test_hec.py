@@ -2,15 +2,12 @@
 batching, keep-alive, faults of every kind, restarts, TLS."""
 import json
 import os
-import re
 import signal
-import socket
 import tempfile
-import threading
 import time
 import unittest
 
-from harness import SLOW, recv_all, wait_for
+from harness import SLOW, echo_handler, recv_all, wait_for
 from hec_receiver import HecReceiver, make_test_ca
 from test_journal import JournalTest, heartbeat, read_events
 from test_solarman import FRAMES
@@ -192,13 +189,7 @@ class TestDelivery(HecTest):
         rx = self.receiver()
         rx.hang_all = 60
 
-        def echo(c):
-            while True:
-                b = c.recv(65536)
-                if not b:
-                    return
-                c.sendall(b)
-        up = self.server(echo)
+        up = self.server(echo_handler)
         d = self.daemon("state_dir=" + self.state, "events=none",
                         "hec.url=" + rx.url, "hec.token=" + rx.token,
                         "hec.timeout=1s", "hec.flush_interval=100ms",

@@ -1,7 +1,6 @@
 """The journal in state_dir: events survive restarts and crashes, a torn
 last record is cut off, spool_max bounds it."""
 import glob
-import json
 import os
 import signal
 import socket
@@ -9,7 +8,7 @@ import tempfile
 import time
 import unittest
 
-from harness import Daemon, SLOW, recv_all, wait_for
+from harness import echo_handler, read_events, recv_all, wait_for
 from test_relay import RelayTest
 from test_solarman import FRAMES
 
@@ -23,15 +22,6 @@ def heartbeat(seq):
     b[6] = seq & 0xff
     b[-2] = sum(b[1:-2]) & 0xff
     return bytes(b)
-
-
-def read_events(path):
-    try:
-        with open(path) as f:
-            text = f.read()
-    except FileNotFoundError:
-        return []
-    return [json.loads(l) for l in text.split("\n")[:-1]]
 
 
 class JournalTest(RelayTest):
@@ -137,13 +127,7 @@ class TestJournal(JournalTest):
         os.symlink("/dev/full", os.path.join(self.state, "journal",
                                              "%020d.seg" % 1))
 
-        def echo(c):
-            while True:
-                b = c.recv(65536)
-                if not b:
-                    return
-                c.sendall(b)
-        up = self.server(echo)
+        up = self.server(echo_handler)
         d = self.daemon("state_dir=" + self.state, "events=" + self.events,
                         upstream=up.addr)
         s = d.connect()

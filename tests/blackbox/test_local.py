@@ -1,7 +1,5 @@
 """deye-mitm as the cloud: time replies with no upstream, and the fallback
 when the upstream cannot be reached or dies (on_upstream_failure = answer)."""
-import json
-import os
 import select
 import socket
 import struct

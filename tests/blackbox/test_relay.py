@@ -1,6 +1,5 @@
 """The relay: bytes exact both ways, half-close, upstream failures, timeouts,
 refusals, shutdown and thread accounting, all through the real binary."""
-import errno
 import hashlib
 import os
 import random
@@ -155,8 +154,6 @@ class TestTransfer(RelayTest):
 
 class TestIPv6(RelayTest):
     def test_dual_stack_listener_and_ipv6_upstream(self):
-        def echo6(c):
-            echo_handler(c)
         srv = socket.socket(socket.AF_INET6)
         srv.bind(("::1", 0))
         srv.listen(8)
@@ -165,7 +162,7 @@ class TestIPv6(RelayTest):
         def loop():
             c, _ = srv.accept()
             with c:
-                echo6(c)
+                echo_handler(c)
         t = threading.Thread(target=loop, daemon=True)
         t.start()
         d = self.daemon(listen="[::]:0", upstream="[::1]:%d" % port)

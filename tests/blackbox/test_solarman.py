@@ -1,15 +1,12 @@
 """Solarman V5 frames through the running relay: the bytes arrive unchanged
 and the events come out of the JSON-lines sink, however TCP cuts them."""
-import json
 import os
 import random
-import re
 import socket
-import threading
 import time
 import unittest
 
-from harness import Server, SLOW, recv_all, wait_for
+from harness import echo_handler, read_events, recv_all, wait_for
 from test_relay import RelayTest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -48,14 +45,7 @@ def send_split(s, data, rnd):
 
 class TestSolarmanTap(RelayTest):
     def events(self, d):
-        path = os.path.join(d.dir.name, "events.jsonl")
-        try:
-            with open(path) as f:
-                text = f.read()
-        except FileNotFoundError:
-            return []
-        # Only whole lines: the sink may be in the middle of writing one.
-        return [json.loads(l) for l in text.split("\n")[:-1]]
+        return read_events(os.path.join(d.dir.name, "events.jsonl"))
 
     def start(self, handler, *opts):
         up = self.server(handler)
@@ -135,13 +125,7 @@ class TestSolarmanTap(RelayTest):
                    % len(junk))
 
     def test_tls_connection_is_undecodable_once_and_relayed(self):
-        def echo(c):
-            while True:
-                b = c.recv(65536)
-                if not b:
-                    break
-                c.sendall(b)
-        up, d = self.start(echo)
+        up, d = self.start(echo_handler)
         s = d.connect()
         s.sendall(TLS)
         self.assertEqual(recv_all(s, len(TLS)), TLS)
