@@ -491,11 +491,11 @@ def build(start_line, headers, body, wire_body=None):
 
 def request(target, payload, deflate=True, content_type=DEFLATE_CT,
             connection="close", chunked=None, expect=False, method="POST",
-            extra=(), trailer=()):
+            extra=(), trailer=(), level=-1):
     """An Envoy's request: payload (form data) zlib-compressed when
     deflate; Content-Length, or chunked when chunked is a random.Random;
     the real Envoy's headers in its order (Connection None: no header)."""
-    body = zlib.compress(payload) if deflate else payload
+    body = zlib.compress(payload, level) if deflate else payload
     headers = [("Accept", "*/*")]
     if connection is not None:
         headers.append(("Connection", connection))
@@ -673,6 +673,20 @@ def read_message(r, response):
     status = int(start.split()[1]) if response else 0
     body, rawb = read_body(r, headers, response, status)
     return Message(start, headers, body, raw + rawb, len(raw))
+
+
+class _Bytes:
+    def __init__(self, data):
+        self.data = data
+
+    def recv(self, n):
+        out, self.data = self.data[:n], self.data[n:]
+        return out
+
+
+def parse_message(data, response=False):
+    """The first message in data (bytes)."""
+    return read_message(Reader(_Bytes(data), bytearray()), response)
 
 
 # -- the test Envoy -------------------------------------------------------------
