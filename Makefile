@@ -23,7 +23,7 @@ WARN     = -std=c11 -Wall -Wextra $(WERROR) -Wshadow -Wstrict-prototypes \
            -Wmissing-prototypes -Wpointer-arith -Wformat=2 -Wvla \
            -Wcast-qual -Wwrite-strings -Wundef -Wnull-dereference
 DEFS     = -D_GNU_SOURCE -DDEYE_VERSION='"$(VERSION)"'
-DEPS     = libcurl jansson zlib
+DEPS     = libcurl jansson zlib expat
 DEPS_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(DEPS))
 DEPS_LIBS   := $(shell $(PKG_CONFIG) --libs $(DEPS)) -pthread -lm
 CHECK_CFLAGS := $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
