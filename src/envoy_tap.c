@@ -2,10 +2,11 @@
  * envoy_tap.c - the Envoy tap of one connection.
  *
  * Each pump feeds its own HTTP parser (requests up, responses down), so
- * the parsers need no lock.  A request gets its spool name when its head
- * is complete and joins a queue; the response that answers it takes the
- * name from the queue's front (HTTP/1.1 answers in order).  That queue,
- * the one thing both pumps touch, has a lock.
+ * the parsers need no lock.  The n-th response answers the n-th request
+ * (HTTP/1.1 answers in order), and both get the n-th exchange's spool
+ * name.  Whichever side comes first makes the name: the pumps feed the
+ * tap after relaying, so the answer can be parsed before its request.
+ * The list of exchanges, the one thing both pumps touch, has a lock.
  *
  * A whole message becomes a job for the outbox's writer thread, which
  * inflates it, writes the spool files and makes the events: the relay
@@ -33,10 +34,12 @@
 #include "outbox.h"
 #include "spool.h"
 
-struct pending {
+struct exchange {
+	uint64_t n;
 	char name[SPOOL_NAME_MAX];
-	bool head; /* a HEAD request: its answer has no body */
-	struct pending *next;
+	bool head;  /* a HEAD request: its answer has no body */
+	int sides;  /* that have taken the name */
+	struct exchange *next;
 };
 
 struct envoy_tap;
@@ -53,8 +56,9 @@ struct envoy_tap {
 	char peer[ADDR_STR_MAX];
 	struct envoy_dir d[2];
 	char name[SPOOL_NAME_MAX]; /* of the request being read (up only) */
-	pthread_mutex_t lock;      /* for the queue */
-	struct pending *first, *last;
+	uint64_t count[2];         /* requests, final responses begun */
+	pthread_mutex_t lock;      /* for the list */
+	struct exchange *exchanges;
 	uint64_t skipped[2];       /* messages over max_body */
 };
 
@@ -299,31 +303,65 @@ capture(struct envoy_tap *e, int dir, struct http_msg *m, const char *name)
 	}
 }
 
+/* The n-th exchange, made when missing; under the lock. */
+static struct exchange *
+exchange_get(struct envoy_tap *e, uint64_t n, bool make)
+{
+	struct exchange *x;
+
+	for (x = e->exchanges; x != NULL; x = x->next)
+		if (x->n == n)
+			return x;
+	if (!make || (x = calloc(1, sizeof *x)) == NULL)
+		return NULL;
+	x->n = n;
+	spool_name(x->name, sizeof x->name, time(NULL));
+	x->next = e->exchanges;
+	e->exchanges = x;
+	return x;
+}
+
+/* One side takes the n-th exchange's name; the second one frees it. */
+static void
+exchange_take(struct envoy_tap *e, uint64_t n, char *name, bool head)
+{
+	struct exchange *x, **pp;
+
+	pthread_mutex_lock(&e->lock);
+	if ((x = exchange_get(e, n, true)) == NULL) {
+		pthread_mutex_unlock(&e->lock);
+		spool_name(name, SPOOL_NAME_MAX, time(NULL));
+		return;
+	}
+	memcpy(name, x->name, SPOOL_NAME_MAX);
+	x->head = x->head || head;
+	if (++x->sides == 2) {
+		for (pp = &e->exchanges; *pp != x; pp = &(*pp)->next)
+			;
+		*pp = x->next;
+		free(x);
+	}
+	pthread_mutex_unlock(&e->lock);
+}
+
 static bool
 on_head(void *arg, const struct http_msg *m)
 {
 	struct envoy_dir *d = arg;
 	struct envoy_tap *e = d->e;
-	struct pending *p;
-	bool head = false;
+	struct exchange *x;
+	bool head;
 
 	if (d->dir == 0) {
-		spool_name(e->name, sizeof e->name, time(NULL));
-		if ((p = calloc(1, sizeof *p)) == NULL)
-			return false;
-		snprintf(p->name, sizeof p->name, "%s", e->name);
-		p->head = strcasecmp(m->method, "HEAD") == 0;
-		pthread_mutex_lock(&e->lock);
-		if (e->last != NULL)
-			e->last->next = p;
-		else
-			e->first = p;
-		e->last = p;
-		pthread_mutex_unlock(&e->lock);
+		exchange_take(e, e->count[0]++, e->name,
+		    strcasecmp(m->method, "HEAD") == 0);
 		return false;
 	}
+	if (m->status < 200)
+		return false;
 	pthread_mutex_lock(&e->lock);
-	head = e->first != NULL && e->first->head;
+	x = exchange_get(e, e->count[1], false);
+	head = x != NULL && x->head;
 	pthread_mutex_unlock(&e->lock);
 	return head;
 }
@@ -334,7 +372,6 @@ on_message(void *arg, struct http_msg *m)
 	struct envoy_dir *d = arg;
 	struct envoy_tap *e = d->e;
 	char name[SPOOL_NAME_MAX];
-	struct pending *p;
 
 	if (d->dir == 0) {
 		capture(e, 0, m, e->name);
@@ -342,15 +379,7 @@ on_message(void *arg, struct http_msg *m)
 	}
 	if (m->status < 200)
 		return; /* 100 Continue: the answer is still to come */
-	pthread_mutex_lock(&e->lock);
-	if ((p = e->first) != NULL && (e->first = p->next) == NULL)
-		e->last = NULL;
-	pthread_mutex_unlock(&e->lock);
-	if (p != NULL)
-		snprintf(name, sizeof name, "%s", p->name);
-	else
-		spool_name(name, sizeof name, time(NULL)); /* answers nothing */
-	free(p);
+	exchange_take(e, e->count[1]++, name, false);
 	capture(e, 1, m, name);
 }
 
@@ -414,10 +443,10 @@ envoy_tap_close(struct envoy_tap *e)
 			    e->d[i].s.messages, errors, e->skipped[i]);
 		http_stream_free(&e->d[i].s);
 	}
-	while (e->first != NULL) {
-		struct pending *p = e->first;
-		e->first = p->next;
-		free(p);
+	while (e->exchanges != NULL) {
+		struct exchange *x = e->exchanges;
+		e->exchanges = x->next;
+		free(x);
 	}
 	pthread_mutex_destroy(&e->lock);
 	free(e);
