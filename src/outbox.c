@@ -187,10 +187,14 @@ writer_run(void *arg)
 			    "(%llu since start)", (unsigned long long)lost,
 			    (unsigned long long)dropped_logged);
 		for (size_t i = 0; i < n; i++) {
-			if (batch[i].run != NULL)
+			json_t *ev;
+
+			if (batch[i].run != NULL) {
 				batch[i].run(batch[i].job);
-			else
-				outbox_emit(item_event(&batch[i]), batch[i].time_ms);
+				continue;
+			}
+			ev = item_event(&batch[i]); /* sets the record time */
+			outbox_emit(ev, batch[i].time_ms);
 		}
 		due = journal_publish();
 		if (done)
