@@ -57,10 +57,12 @@ enqueue(const struct item *it)
 	bool stored;
 
 	pthread_mutex_lock(&lock);
-	stored = count < OUTBOX_CAP && running;
+	stored = count < OUTBOX_CAP && running &&
+	    job_bytes + it->job_bytes <= JOB_BYTES_MAX;
 	if (stored) {
 		ring[(head + count) % OUTBOX_CAP] = *it;
 		count++;
+		job_bytes += it->job_bytes;
 		pthread_cond_signal(&wake);
 	} else {
 		dropped++;
@@ -108,21 +110,8 @@ bool
 outbox_put_job(void (*run)(void *job), void *job, size_t bytes)
 {
 	struct item it = {.run = run, .job = job, .job_bytes = bytes};
-	bool stored;
 
-	pthread_mutex_lock(&lock);
-	stored = count < OUTBOX_CAP && running &&
-	    job_bytes + bytes <= JOB_BYTES_MAX;
-	if (stored) {
-		ring[(head + count) % OUTBOX_CAP] = it;
-		count++;
-		job_bytes += bytes;
-		pthread_cond_signal(&wake);
-	} else {
-		dropped++;
-	}
-	pthread_mutex_unlock(&lock);
-	return stored;
+	return enqueue(&it);
 }
 
 void
