@@ -105,22 +105,27 @@ class EnvoyTest(RelayTest):
 
     # -- events -----------------------------------------------------------
 
-    def wait_events(self, n_envoy, n_conn, path=None):
-        """The events, once n_envoy envoy_* and n_conn connection events
-        are out (each connection's events come before its connection
-        event: afterwards the count is checked exactly)."""
+    def wait_events(self, n_envoy, n_conn, n_undecodable=0, path=None):
+        """The events, once n_envoy envoy_*, n_conn connection and
+        n_undecodable undecodable events are out (each connection's events
+        come before its connection event: then the counts are checked
+        exactly, and no other type may be there)."""
         path = path or self.events
 
-        def enough():
-            evs = read_events(path)
+        def count(evs):
             ne = sum(e["type"].startswith("envoy_") for e in evs)
             nc = sum(e["type"] == "connection" for e in evs)
-            return ne >= n_envoy and nc >= n_conn and evs
-        evs = wait_for(enough, 15)
+            nu = sum(e["type"] == "undecodable" for e in evs)
+            return ne, nc, nu, len(evs) - ne - nc - nu
+
+        def enough():
+            ne, nc, nu, _ = count(read_events(path))
+            return ne >= n_envoy and nc >= n_conn and nu >= n_undecodable
+        wait_for(enough, 15)
         evs = read_events(path)
-        self.assertEqual(sum(e["type"] == "connection" for e in evs), n_conn)
-        self.assertEqual(sum(e["type"].startswith("envoy_") for e in evs),
-                         n_envoy, [e["type"] for e in evs])
+        self.assertEqual(count(evs), (n_envoy, n_conn, n_undecodable, 0),
+                         [(e["type"], e.get("reason")) for e in evs
+                          if not e["type"].startswith("envoy_")])
         self.assertEqual(len({e["id"] for e in evs}), len(evs), "ids not unique")
         return evs
 
@@ -256,13 +261,16 @@ class EnvoyTest(RelayTest):
         self.assertEqual(int(n), len(ids))
         listed = listed.strip()
         if listed.endswith("..."):
-            shown = listed.rstrip(".").split()
-            self.assertLess(len(shown), len(ids) + 1)
-            self.assertEqual(shown[:-1], ids[:len(shown) - 1])
-            if shown:
-                self.assertTrue(ids[len(shown) - 1].startswith(shown[-1]))
+            shown = listed[:-3].split()
+            self.assertLess(len(shown), len(ids))
+            self.assertGreater(len(shown), 0)
+            self.assertEqual(shown, ids[:len(shown)])
         else:
             self.assertEqual(listed.split(), ids)
+
+    def check_report_log(self, d, cid, base, k):
+        d.wait_log(r"conn %d \[envoy\]: report %s: %d event\(s\)\n"
+                   % (cid, re.escape(base), k))
 
 
 class TestReports(EnvoyTest):
@@ -330,6 +338,7 @@ class TestReports(EnvoyTest):
         self.assertTrue(all(e["envoy.serial"] == "123456115374" for e in group))
 
         self.check_ack(d, cid, [str(i) for i in range(221, 229)])
+        self.check_report_log(d, cid, base, 29)
         self.assertIn("Enphase acknowledged 8 event(s): "
                       "221 222 223 224 225 226 227 228", d.log())
         self.assertNotIn("malformed HTTP", d.log())
@@ -376,6 +385,7 @@ class TestReports(EnvoyTest):
         self.check_spool(files[base], req, ep.parse_message(raw_resp, True), report)
         self.assertEqual(files[base]["xml"], ep.fixture("SYNTHETIC_perf_report_4.6.0.xml"))
         self.check_ack(d, cid, ["3000001", "3000002", "3000003", "3000004"])
+        self.check_report_log(d, cid, base, 7)
 
     def test_generated_report_in_small_pieces_both_ways(self):
         # Hundreds of intervals and readings, random formatting, the
@@ -406,6 +416,7 @@ class TestReports(EnvoyTest):
         self.assertEqual(list(files), [base])
         self.check_spool(files[base], req, uc.responses[0], report)
         self.check_ack(d, cid, report.event_ids)
+        self.check_report_log(d, cid, base, n)
 
     def test_form_field_body_among_other_fields(self):
         # Only the field named body is the report; a %26 or %3D inside
@@ -462,6 +473,7 @@ class TestReports(EnvoyTest):
             base = self.check_report(group, report, req.target, cid, c.peer)
             self.check_spool(files[base], req, uc.responses[0], report)
             self.check_ack(d, cid, report.event_ids)
+            self.check_report_log(d, cid, base, 99)
 
 
 class TestHttp(EnvoyTest):
@@ -489,6 +501,8 @@ class TestHttp(EnvoyTest):
         self.check_spool(files[b2], q2, uc.responses[1], r2)
         self.check_ack(d, cid, r1.event_ids, 0)
         self.check_ack(d, cid, r2.event_ids, 1)
+        self.check_report_log(d, cid, b1, 29)
+        self.check_report_log(d, cid, b2, 7)
 
     def test_pipelined_requests_chunked_trailer_and_task_complete(self):
         # Three requests in one send: the tap frames each one.
@@ -570,104 +584,163 @@ class TestHttp(EnvoyTest):
         self.assertTrue(files[base]["response"].startswith(b"HTTP/1.1 200 OK\n"))
         self.check_ack(d, cid, report.event_ids)
 
-    def test_body_over_max_body_relayed_not_captured(self):
+    def over_max_body(self, q, extra_ok=None):
+        """q sent on a connection of a daemon with max_body 64K, then a good
+        report on another: q relayed exactly, not captured, one warning."""
+        report = ep.fixture_460()
+        good = ep.perf_request(report)
+        enphase, d = self.start(ep.Enphase(), "envoy.max_body=64K")
+        clients = []
+        for i, req in enumerate((q, good)):
+            c = self.client(d, random.Random(i) if len(req.wire) > 100_000 else None)
+            self.assertEqual(c.exchange(req).status, 200)
+            c.finish()
+            clients.append(c)
+            enphase.wait(i + 1)
+        ucs = enphase.wait(2)
+        for c, uc in zip(clients, ucs):
+            self.check_relay(c, uc)
+        evs = self.wait_events(7, 2)
+        bad, mine = self.conn_events(evs, clients[0].peer)
+        self.assertEqual(mine, [], "events from a message over max_body")
+        cid, mine = self.conn_events(evs, clients[1].peer)
+        (group,) = self.by_report(mine)
+        base = self.check_report(group, report, good.target, cid, clients[1].peer)
+        files = wait_for(lambda: "response" in self.spool_files().get(base, {})
+                         and self.spool_files(), 10)
+        self.assertTrue(files, self.spool_files())
+        # No .request, no .xml but for the good one (the answer to the big
+        # one is a message of its own: its .response is not ruled out).
+        self.assertEqual(
+            [b for b, f in files.items() if "request" in f or "xml" in f], [base],
+            "spool files of a request over max_body: %r" % {
+                b: {k: v[:200] for k, v in f.items()} for b, f in files.items()
+                if b != base})
+        self.check_spool(files[base], good, ucs[1].responses[0], report)
+        # One warning line for the message over the limit.
+        log = d.log()
+        lines = re.findall(r"(?m)^.* warn: conn %d \[envoy\][^\n]*$" % bad, log)
+        self.assertEqual(len(lines), 1, log)
+        self.assertNotIn("malformed HTTP", log)
+
+    def test_body_over_max_body_on_the_wire(self):
+        # 1 MB on the wire (stored, not compressed), max_body 64K.
         report = ep.fixture_460()
         rnd = random.Random(9)
         pad = "".join(rnd.choice("abcdefghijklmnopqrstuvwxyz0123456789")
                       for _ in range(1_000_000)).encode()
-        # 1: over 64K on the wire (stored, not compressed: 1 MB).
         big = ep.request(ep.PERF_TARGET % "4.6.0",
                          ep.form_body(report.xml) + b"&pad=" + pad, level=0)
         self.assertGreater(len(big.body), 1_000_000)
-        # 2: small on the wire, over 64K once inflated.
+        self.over_max_body(big)
+
+    def test_body_over_max_body_once_inflated(self):
+        # A few KB on the wire, 2 MB once inflated, max_body 64K.
+        report = ep.fixture_460()
         bomb = ep.request(ep.PERF_TARGET % "4.6.0",
                           ep.form_body(report.xml) + b"&pad=" + b"A" * 2_000_000)
         self.assertLess(len(bomb.body), 16 * 1024)
-        good = ep.perf_request(report)
-        enphase, d = self.start(ep.Enphase(), "envoy.max_body=64K")
-        clients = []
-        for q in (big, bomb, good):
-            c = self.client(d, random.Random(len(clients)) if q is big else None)
-            self.assertEqual(c.exchange(q).status, 200)
-            c.finish()
-            clients.append(c)
-            enphase.wait(len(clients))
-        ucs = enphase.wait(3)
-        for c, uc in zip(clients, ucs):
-            self.check_relay(c, uc)
-        evs = self.wait_events(7, 3)
-        cids = []
-        for c in clients[:2]:
-            cid, mine = self.conn_events(evs, c.peer)
-            self.assertEqual(mine, [], "events from a message over max_body")
-            cids.append(cid)
-        cid, mine = self.conn_events(evs, clients[2].peer)
-        (group,) = self.by_report(mine)
-        base = self.check_report(group, report, good.target, cid, clients[2].peer)
-        files = wait_for(lambda: "response" in self.spool_files().get(base, {})
-                         and self.spool_files(), 10)
-        self.assertTrue(files, self.spool_files())
-        # No .request, no .xml but for the good one (a .response for the
-        # others' answers is not ruled out by the design).
-        self.assertEqual([b for b, f in files.items()
-                          if "request" in f or "xml" in f], [base])
-        self.check_spool(files[base], good, ucs[2].responses[0], report)
-        # One warning line for each message over the limit.
-        log = d.log()
-        for cid in cids:
-            lines = re.findall(r"(?m)^.* warn: conn %d \[envoy\][^\n]*$" % cid, log)
-            self.assertEqual(len(lines), 1, log)
-        self.assertNotIn("malformed HTTP", log)
+        self.over_max_body(bomb)
+
+    def check_undecodable(self, ev, cid, peer, direction, reason, head,
+                          http_error=None):
+        """An undecodable event of the envoy tap; returns its error.at."""
+        self.assertEqual((ev["type"], ev["listener"], ev["conn.id"],
+                          ev["conn.peer"], ev["direction"], ev["protocol"],
+                          ev["reason"]),
+                         ("undecodable", "envoy", cid, peer, direction,
+                          "envoy", reason), ev)
+        self.assertEqual(ev["head.hex"], head[:64].hex())
+        self.assertIsInstance(ev["http.error"], str)
+        if http_error is not None:
+            self.assertEqual(ev["http.error"], http_error)
+        self.assertIs(type(ev["error.at"]), int)
+        return ev["error.at"]
 
     def test_malformed_requests_relayed_logged_and_survived(self):
         rnd = random.Random(11)
         body = ep.request("/x", b"body=x").body
         head = ("POST /emu_reports/performance_report?webcomm_version=3.0 HTTP/1.1"
                 "\r\nContent-Type: application/x-deflate\r\n")
+        chunked = (head + "Transfer-Encoding: chunked\r\n\r\n").encode()
+        # (name, bytes, the design's http.error or None, the upstream's
+        # parser rejects it too, the log's words, reason)
+        bad = "malformed HTTP"
+        tls = r"TLS, not HTTP \(see the stunnel set-up\)"
         cases = [
-            ("garbage", bytes(rnd.getrandbits(8) for _ in range(3000)) + b"\r\n\r\n"),
+            # (which error: see test_not_http_is_a_bad_start_line)
+            ("garbage", bytes(rnd.getrandbits(8) for _ in range(3000)) + b"\r\n\r\n",
+             None, True, bad, "malformed-http"),
+            ("TLS", bytes.fromhex("16030100c4010000c00303") + rnd.randbytes(190),
+             None, True, tls, "tls"),
             ("bad Content-Length",
-             (head + "Content-Length: 7x9\r\n\r\n").encode() + body),
+             (head + "Content-Length: 7x9\r\n\r\n").encode() + body,
+             "bad Content-Length", True, bad, "malformed-http"),
             ("two Content-Lengths",
              (head + "Content-Length: %d\r\nContent-Length: 3\r\n\r\n"
-              % len(body)).encode() + body),
-            ("bad chunk size",
-             (head + "Transfer-Encoding: chunked\r\n\r\n").encode() +
-             b"zz\r\n" + body + b"\r\n0\r\n\r\n"),
+              % len(body)).encode() + body,
+             "bad Content-Length", True, bad, "malformed-http"),
+            ("negative Content-Length",
+             (head + "Content-Length: -5\r\n\r\n").encode() + body,
+             "bad Content-Length", True, bad, "malformed-http"),
+            ("bad chunk size", chunked + b"zz\r\n" + body + b"\r\n0\r\n\r\n",
+             "bad chunk", True, bad, "malformed-http"),
             ("chunk without CRLF",
-             (head + "Transfer-Encoding: chunked\r\n\r\n").encode() +
-             b"%x\r\n" % len(body) + body + b"XX0\r\n\r\n"),
-            ("header without colon", (head + "Accept */*\r\n\r\n").encode()),
+             chunked + b"%x\r\n" % len(body) + body + b"XX0\r\n\r\n",
+             "bad chunk", True, bad, "malformed-http"),
+            ("header without colon", (head + "Accept */*\r\n\r\n").encode(),
+             None, True, bad, "malformed-http"),
+            ("head too big",
+             ("POST /emu_reports/task_complete HTTP/1.1\r\nX-Long: %s\r\n"
+              "Content-Length: 0\r\n\r\n" % ("a" * 40000)).encode(),
+             None, False, bad, "malformed-http"),
+            ("truncated body",
+             (head + "Content-Length: 1000\r\n\r\n").encode() + body,
+             "truncated", False, bad, "malformed-http"),
         ]
         enphase, d = self.start()
         clients = []
-        for i, (name, data) in enumerate(cases):
+        for i, (name, data, _, rejects, _, _) in enumerate(cases):
             c = self.client(d)
             c.send(data)
             c.finish()
             clients.append(c)
             (uc,) = enphase.wait(i + 1)[i:]
-            self.assertIsNotNone(uc.error, name)
+            if rejects:
+                self.assertIsNotNone(uc.error, name)
             self.check_relay(c, uc)
         report = ep.fixture_460()
         good = ep.perf_request(report)
         c = self.client(d)
         c.exchange(good)
         c.finish()
-        evs = self.wait_events(7, len(cases) + 1)
+        evs = self.wait_events(7, len(cases) + 1, len(cases))
         log = d.log()
-        for (name, data), bad in zip(cases, clients):
+        for (name, data, err, _, words, reason), bc in zip(cases, clients):
             with self.subTest(case=name):
-                cid, mine = self.conn_events(evs, bad.peer)
+                cid, mine = self.conn_events(evs, bc.peer)
                 self.assertEqual(mine, [])
-                found = re.findall(MALFORMED % (cid, "up"), log)
+                found = re.findall(
+                    r"conn %d \[envoy\] up: %s \(([^)\n]+)\) at byte (\d+), "
+                    r"relayed without decoding" % (cid, words), log)
                 self.assertEqual(len(found), 1, log)
                 self.assertLessEqual(int(found[0][1]), len(data))
+                (ev,) = [e for e in evs if e["type"] == "undecodable"
+                         and e["conn.id"] == cid]
+                at = self.check_undecodable(ev, cid, bc.peer, "up", reason,
+                                            data, err)
+                self.assertEqual((ev["http.error"], at),
+                                 (found[0][0], int(found[0][1])))
         cid, mine = self.conn_events(evs, c.peer)
         (group,) = self.by_report(mine)
         base = self.check_report(group, report, good.target, cid, c.peer)
-        files = self.wait_spool(3)
-        self.assertEqual(list(files), [base])
+        files = wait_for(lambda: "response" in self.spool_files().get(base, {})
+                         and self.spool_files(), 10)
+        self.assertTrue(files, self.spool_files())
+        # Nothing of the bad requests; the upstream's answers to them are
+        # well-formed messages: their .response alone is not ruled out.
+        self.assertEqual([b for b, f in files.items()
+                          if "request" in f or "xml" in f], [base])
 
     def test_garbage_after_a_good_request_on_one_connection(self):
         report = ep.fixture_460()
@@ -681,16 +754,23 @@ class TestHttp(EnvoyTest):
         (uc,) = enphase.wait(1)
         self.check_relay(c, uc)
         self.assertEqual(len(uc.requests), 1)
-        evs = self.wait_events(7, 1)
+        evs = self.wait_events(7, 1, 1)
         cid, mine = self.conn_events(evs, c.peer)
         (group,) = self.by_report(mine)
         base = self.check_report(group, report, q1.target, cid, c.peer)
-        files = self.wait_spool(3)
+        files = wait_for(lambda: "response" in self.spool_files().get(base, {})
+                         and self.spool_files(), 10)
         self.check_spool(files[base], q1, uc.responses[0], report)
+        self.assertEqual([b for b, f in files.items()
+                          if "request" in f or "xml" in f], [base])
         found = re.findall(MALFORMED % (cid, "up"), d.log())
         self.assertEqual(len(found), 1, d.log())
         self.assertGreaterEqual(int(found[0][1]), len(q1.wire))
         self.assertLessEqual(int(found[0][1]), len(q1.wire) + len(garbage))
+        (ev,) = [e for e in evs if e["type"] == "undecodable"]
+        at = self.check_undecodable(ev, cid, c.peer, "up", "malformed-http",
+                                    q1.wire, "bad start line")
+        self.assertEqual(at, int(found[0][1]))
 
     def test_malformed_response_relayed_request_still_captured(self):
         report = ep.fixture_460()
@@ -702,7 +782,7 @@ class TestHttp(EnvoyTest):
         self.assertEqual(c.finish(), garbage)
         (uc,) = enphase.wait(1)
         self.check_relay(c, uc)
-        evs = self.wait_events(7, 1)
+        evs = self.wait_events(7, 1, 1)
         cid, mine = self.conn_events(evs, c.peer)
         (group,) = self.by_report(mine)
         base = self.check_report(group, report, req.target, cid, c.peer)
@@ -711,6 +791,67 @@ class TestHttp(EnvoyTest):
         found = re.findall(MALFORMED % (cid, "down"), d.log())
         self.assertEqual(len(found), 1, d.log())
         self.assertNotIn("Enphase acknowledged", d.log())
+        (ev,) = [e for e in evs if e["type"] == "undecodable"]
+        self.check_undecodable(ev, cid, c.peer, "down", "malformed-http",
+                               garbage)
+
+    def test_not_http_is_a_bad_start_line(self):
+        # A stream whose first line is no request or status line is
+        # "bad start line", wherever its later lines go wrong.
+        banner = b"SSH-2.0-OpenSSH_9.2\r\n" + bytes(range(256))
+        enphase, d = self.start(ep.Enphase(garbage=banner))
+        c = self.client(d)
+        c.send(banner)
+        c.finish()
+        c = self.client(d)
+        c.send(ep.perf_request(ep.fixture_460()).wire)
+        c.finish()
+        enphase.wait(2)
+        evs = self.wait_events(7, 2, 2)
+        und = sorted((e["direction"], e["http.error"]) for e in evs
+                     if e["type"] == "undecodable")
+        self.assertEqual(und, [("down", "bad start line"),
+                               ("up", "bad start line")])
+        self.assertEqual(len(re.findall(r"malformed HTTP \(bad start line\) "
+                                        r"at byte \d+", d.log())), 2, d.log())
+
+    def test_report_that_does_not_parse(self):
+        # Not well-formed, and well-formed but not a perf_report: logged,
+        # an undecodable event each, the files still written; the next
+        # report on the connection is decoded.
+        report = ep.fixture_460()
+        broken = report.xml[:-40]
+        other = b'<?xml version="1.0"?>\n<perf_report_response status="x"/>\n'
+        reqs = [ep.request(ep.PERF_TARGET % "4.6.0", ep.form_body(x),
+                           connection="keep-alive") for x in (broken, other)]
+        reqs.append(ep.perf_request(report))
+        enphase, d = self.start()
+        c = self.client(d)
+        for q in reqs:
+            self.assertEqual(c.exchange(q).status, 200)
+        c.finish()
+        (uc,) = enphase.wait(1)
+        self.check_relay(c, uc)
+        evs = self.wait_events(7, 1, 2)
+        cid, mine = self.conn_events(evs, c.peer)
+        (group,) = self.by_report(mine)
+        base = self.check_report(group, report, reqs[2].target, cid, c.peer)
+        files = self.wait_spool(9)
+        self.check_spool(files[base], reqs[2], uc.responses[2], report)
+        und = [e for e in evs if e["type"] == "undecodable"]
+        self.assertEqual(len(und), 2)
+        for ev, q, x, resp in zip(und, reqs, (broken, other), uc.responses):
+            self.assertEqual((ev["listener"], ev["conn.id"], ev["conn.peer"],
+                              ev["direction"], ev["protocol"], ev["reason"]),
+                             ("envoy", cid, c.peer, "up", "envoy", "bad-report"))
+            self.assertIsInstance(ev["error"], str)
+            name = ev["spool.name"]
+            self.assertIn(name, files)
+            self.check_spool(files[name], q, resp, ep.Report(x, {}, None, []))
+            d.wait_log(r"conn %d \[envoy\]: report %s\.xml not decoded \(.+\)"
+                       % (cid, re.escape(name)))
+        self.assertEqual(len({e["spool.name"] for e in und} | {base}), 3)
+        self.check_report_log(d, cid, base, 7)
 
     def test_task_complete_and_other_bodies(self):
         rnd = random.Random(12)
