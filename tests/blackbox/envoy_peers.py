@@ -770,10 +770,12 @@ class Enphase:
     XML (else a perf_report_response listing the report's event ids).
     raw: answer with these bytes, as they are, whatever the request.
     rnd: send in random small pieces.  garbage: answer with these bytes
-    (not HTTP) and close."""
+    (not HTTP) and close.  reply: (content type, body) to answer every
+    request with."""
 
     def __init__(self, style="length", headers=(), fixed_xml=None, raw=None,
-                 rnd=None, garbage=None):
+                 rnd=None, garbage=None, reply=None):
+        self.reply = reply
         self.style = style
         self.headers = list(headers)
         self.fixed_xml = fixed_xml
@@ -815,7 +817,9 @@ class Enphase:
     def answer(self, req):
         keep = (req.header("Connection") or "").lower() != "close"
         path = req.target.split("?", 1)[0]
-        if path.endswith("/performance_report"):
+        if self.reply is not None:
+            ctype, body = self.reply
+        elif path.endswith("/performance_report"):
             if self.fixed_xml is not None:
                 xml = self.fixed_xml
             else:
@@ -911,10 +915,8 @@ def spool_head(msg):
 
 
 def spool_forms(msg):
-    """The contents a .request/.response file may have: the body as is, or
-    with a final newline added (the design's "all lines end with \\n")."""
-    head, body = spool_head(msg), spool_body(msg)
-    forms = [head + body]
-    if body and not body.endswith(b"\n"):
-        forms.append(head + body + b"\n")
-    return forms
+    """The contents a .request/.response file may have.  The design's "All
+    lines end with \\n" could mean a newline added after a body that does
+    not end with one; we read it as the body byte for byte (what the
+    original tool wrote, and the only form that keeps the body exact)."""
+    return [spool_head(msg) + spool_body(msg)]

@@ -642,6 +642,28 @@ class TestHttp(EnvoyTest):
         self.assertLess(len(bomb.body), 16 * 1024)
         self.over_max_body(bomb)
 
+    def test_response_over_max_body(self):
+        # The answer is over the limit: relayed, no .response; the request
+        # is captured and decoded as usual.
+        report = ep.fixture_460()
+        blob = random.Random(4).randbytes(300_000)
+        enphase, d = self.start(ep.Enphase(reply=("application/octet-stream",
+                                                  blob)), "envoy.max_body=64K")
+        req = ep.perf_request(report)
+        c = self.client(d)
+        self.assertEqual(c.exchange(req).body, blob)
+        c.finish()
+        (uc,) = enphase.wait(1)
+        self.check_relay(c, uc)
+        evs = self.wait_events(7, 1)
+        cid, mine = self.conn_events(evs, c.peer)
+        (group,) = self.by_report(mine)
+        base = self.check_report(group, report, req.target, cid, c.peer)
+        files = self.wait_spool(2)
+        self.check_spool(files[base], req, None, report)
+        lines = re.findall(r"(?m)^.* warn: conn %d \[envoy\][^\n]*$" % cid, d.log())
+        self.assertEqual(len(lines), 1, d.log())
+
     def check_undecodable(self, ev, cid, peer, direction, reason, head,
                           http_error=None):
         """An undecodable event of the envoy tap; returns its error.at."""
