@@ -41,6 +41,7 @@ import os
 import random
 import re
 import socket
+import ssl
 import threading
 import time
 import urllib.parse
@@ -547,7 +548,7 @@ class Reader:
     def _fill(self):
         try:
             b = self.s.recv(65536)
-        except ConnectionResetError:
+        except (ConnectionResetError, ssl.SSLEOFError):
             b = b""
         if not b:
             raise EOFError
@@ -733,12 +734,14 @@ class EnvoyClient:
         self.send(req.wire)
         return self.final()[0]
 
-    def finish(self):
-        """Half-close and read what is left up to EOF."""
-        try:
-            self.s.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
+    def finish(self, half_close=True):
+        """Half-close (unless not half_close: TLS) and read what is left
+        up to EOF."""
+        if half_close:
+            try:
+                self.s.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
         rest = self.r.read_eof()
         self.s.close()
         return rest

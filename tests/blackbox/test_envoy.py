@@ -7,7 +7,11 @@ import calendar
 import os
 import random
 import re
+import shutil
+import socket
+import ssl
 import stat
+import subprocess
 import tempfile
 import threading
 import time
@@ -15,7 +19,7 @@ import unittest
 
 import envoy_peers as ep
 from harness import SLOW, read_events, wait_for
-from hec_receiver import HecReceiver
+from hec_receiver import HecReceiver, make_test_ca
 from test_relay import RelayTest
 
 SPOOL_NAME = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d-[0-9a-f]{8})"
@@ -968,6 +972,72 @@ class TestHec(EnvoyTest):
         self.assertEqual([float(e["time"]) for e in envoy],
                          [1438706832, 1436646900, 1436646944, 1437837016,
                           1437837016, 1437837103, 1437836987])
+
+
+STUNNEL = shutil.which("stunnel4") or shutil.which("stunnel")
+
+
+@unittest.skipUnless(STUNNEL, "stunnel is not installed")
+class TestStunnel(EnvoyTest):
+    def stunnel(self, connect):
+        """stunnel in server mode, as in front of deye-mitm; its port."""
+        _, cert, key = make_test_ca(os.path.join(self.tmp.name, "ca"))
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        probe.close()
+        conf = os.path.join(self.tmp.name, "stunnel.conf")
+        with open(conf, "w") as f:
+            f.write("foreground = yes\npid =\nsyslog = no\ndebug = 5\n"
+                    "[envoy]\naccept = 127.0.0.1:%d\nconnect = %s\n"
+                    "cert = %s\nkey = %s\n" % (port, connect, cert, key))
+        err = open(os.path.join(self.tmp.name, "stunnel.log"), "wb")
+        p = subprocess.Popen([STUNNEL, conf], stdout=subprocess.DEVNULL,
+                             stderr=err)
+
+        def stop():
+            p.terminate()
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+            err.close()
+        self.addCleanup(stop)
+
+        def up():
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return True
+            except OSError:
+                return p.poll() is not None
+        self.assertTrue(wait_for(up, 10))
+        self.assertIsNone(p.poll(), "stunnel exited")
+        return port
+
+    def test_report_posted_over_tls_through_stunnel(self):
+        report = ep.fixture_460()
+        enphase, d = self.start()
+        port = self.stunnel("127.0.0.1:%d" % d.port("envoy"))
+        # The Envoy does not check the certificate.
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        raw = socket.create_connection(("127.0.0.1", port), timeout=10 * SLOW)
+        c = ep.EnvoyClient(ctx.wrap_socket(raw))
+        req = ep.perf_request(report)
+        self.assertEqual(c.exchange(req).status, 200)
+        c.finish(half_close=False)
+        (uc,) = enphase.wait(1)
+        self.check_relay(c, uc)
+        evs = self.wait_events(7, 1)
+        (conn,) = [e for e in evs if e["type"] == "connection"]
+        cid, mine = self.conn_events(evs, conn["conn.peer"])
+        (group,) = self.by_report(mine)
+        base = self.check_report(group, report, req.target, cid, conn["conn.peer"])
+        files = self.wait_spool(3)
+        self.check_spool(files[base], req, uc.responses[0], report)
+        self.check_ack(d, cid, report.event_ids)
 
 
 if __name__ == "__main__":
