@@ -630,9 +630,10 @@ def _length(headers):
     return int(vals.pop())
 
 
-def read_body(r, headers, response=False, status=200):
-    """(body, raw) of a message whose head was read."""
-    if response and (100 <= status < 200 or status in (204, 304)):
+def read_body(r, headers, response=False, status=200, head=False):
+    """(body, raw) of a message whose head was read (head: a response to
+    a HEAD)."""
+    if response and (head or 100 <= status < 200 or status in (204, 304)):
         return b"", b""
     te = [v for k, v in headers if k.lower() == "transfer-encoding"]
     if te:
@@ -669,10 +670,10 @@ def read_body(r, headers, response=False, status=200):
     return data, data
 
 
-def read_message(r, response):
+def read_message(r, response, head=False):
     start, headers, raw = read_head(r, response)
     status = int(start.split()[1]) if response else 0
-    body, rawb = read_body(r, headers, response, status)
+    body, rawb = read_body(r, headers, response, status, head)
     return Message(start, headers, body, raw + rawb, len(raw))
 
 
@@ -717,22 +718,22 @@ class EnvoyClient:
             if self.rnd.random() < 0.02:
                 time.sleep(0.001)
 
-    def response(self):
+    def response(self, head=False):
         """The next message: interim (1xx) ones included."""
-        return read_message(self.r, True)
+        return read_message(self.r, True, head)
 
-    def final(self):
+    def final(self, head=False):
         """The next final response, and the interim ones before it."""
         interim = []
         while True:
-            m = self.response()
+            m = self.response(head)
             if m.status >= 200:
                 return m, interim
             interim.append(m)
 
     def exchange(self, req):
         self.send(req.wire)
-        return self.final()[0]
+        return self.final(req.start_line.startswith("HEAD "))[0]
 
     def finish(self, half_close=True):
         """Half-close (unless not half_close: TLS) and read what is left
@@ -850,6 +851,8 @@ class Enphase:
             wire = body
         if not keep:
             headers.append(("Connection", "close"))
+        if req.start_line.startswith("HEAD "):
+            wire = b""       # the headers of a GET, no body
         return build("HTTP/1.1 200 OK", headers, body, wire), keep
 
     def __call__(self, c):

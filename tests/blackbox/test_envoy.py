@@ -16,6 +16,7 @@ import tempfile
 import threading
 import time
 import unittest
+import zlib
 
 import envoy_peers as ep
 from harness import SLOW, read_events, wait_for
@@ -543,6 +544,55 @@ class TestHttp(EnvoyTest):
         self.assertNotIn("xml", files[b2])
         self.assert_spooled(files[b2]["response"], uc.responses[1], ".response")
 
+    def test_head_request_then_report(self):
+        # The answer to a HEAD has a Content-Length but no body: the next
+        # answer on the connection is framed right all the same.
+        report = ep.fixture_460()
+        q1 = ep.build("HEAD /emu_reports/ping HTTP/1.1",
+                      [("Host", ep.HOST), ("Accept", "*/*")], b"")
+        q2 = ep.perf_request(report)
+        enphase, d = self.start()
+        c = self.client(d)
+        r1 = c.exchange(q1)
+        self.assertEqual((r1.status, r1.body), (200, b""))
+        self.assertEqual(r1.header("Content-Length"), "3")
+        c.exchange(q2)
+        c.finish()
+        (uc,) = enphase.wait(1)
+        self.check_relay(c, uc)
+        evs = self.wait_events(7, 1)
+        cid, mine = self.conn_events(evs, c.peer)
+        (group,) = self.by_report(mine)
+        base = self.check_report(group, report, q2.target, cid, c.peer)
+        files = self.wait_spool(5)
+        self.check_spool(files[base], q2, uc.responses[1], report)
+        (b1,) = set(files) - {base}
+        self.assertEqual(files[b1]["request"], ep.spool_head(q1))
+        self.assertEqual(files[b1]["response"], ep.spool_head(uc.responses[0]))
+        self.check_ack(d, cid, report.event_ids)
+        self.assertNotIn("malformed HTTP", d.log())
+
+    def test_header_names_and_values_in_any_case(self):
+        report = ep.fixture_2012()
+        body = zlib.compress(ep.form_body(report.xml))
+        headers = [("accept", "*/*"), ("CONTENT-TYPE", "Application/X-Deflate"),
+                   ("transfer-encoding", "Chunked"), ("connection", "Close"),
+                   ("HOST", ep.HOST)]
+        req = ep.build("POST %s HTTP/1.1" % (ep.PERF_TARGET % "3.0"), headers,
+                       body, ep.chunk(body, random.Random(8)))
+        enphase, d = self.start(ep.Enphase(headers=[("content-encoding", "identity")]))
+        c = self.client(d)
+        c.exchange(req)
+        c.finish()
+        (uc,) = enphase.wait(1)
+        self.check_relay(c, uc)
+        evs = self.wait_events(29, 1)
+        cid, mine = self.conn_events(evs, c.peer)
+        (group,) = self.by_report(mine)
+        base = self.check_report(group, report, req.target, cid, c.peer)
+        files = self.wait_spool(3)
+        self.check_spool(files[base], req, uc.responses[0], report)
+
     def test_chunked_request_body(self):
         report = ep.fixture_2012()
         req = ep.perf_request(report, chunked=random.Random(5))
@@ -954,25 +1004,31 @@ class TestHec(EnvoyTest):
     def test_envoy_events_reach_hec_with_their_own_time(self):
         rx = HecReceiver()
         self.addCleanup(rx.close)
-        report = ep.fixture_460()
+        r1, r2 = ep.fixture_2012(), ep.fixture_460()
         enphase, d = self.start(None, "hec.url=" + rx.url, "hec.token=" + rx.token,
                                 "hec.flush_interval=100ms", events="none")
-        req = ep.perf_request(report)
+        q1 = ep.perf_request(r1, connection="keep-alive")
+        q2 = ep.perf_request(r2)
         c = self.client(d)
-        c.exchange(req)
+        c.exchange(q1)
+        c.exchange(q2)
         c.finish()
-        envs = rx.wait_events(8, 10)
+        envs = rx.wait_events(29 + 7 + 1, 10)
         envoy = [e for e in envs if e["event"]["type"].startswith("envoy_")]
-        exp = report.expected(req.target)
+        exp = r1.expected(q1.target) + r2.expected(q2.target)
         self.assertEqual([e["event"]["type"] for e in envoy],
                          [x["type"] for x in exp])
         for e, x in zip(envoy, exp):
             self.assertEqual(float(e["time"]), float(x["_time"]), x["type"])
-            self.assertEqual(e["event"].get("envoy.serial"), "999999000001")
-        self.assertEqual([float(e["time"]) for e in envoy],
+            self.assertEqual(e["event"].get("envoy.serial"), x["envoy.serial"])
+        # report and devices: report_timestamp; interval: end_date;
+        # reading: date; event: event_date.
+        self.assertEqual(float(envoy[9]["time"]), 1329134202)       # a device
+        self.assertEqual(float(envoy[1]["time"]), 1329134118)       # event 221
+        self.assertEqual([float(e["time"]) for e in envoy[29:]],
                          [1438706832, 1436646900, 1436646944, 1437837016,
                           1437837016, 1437837103, 1437836987])
-
+        self.assertEqual(len(rx.event_ids()), len(set(rx.event_ids())))
 
 STUNNEL = shutil.which("stunnel4") or shutil.which("stunnel")
 
