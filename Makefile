@@ -23,9 +23,9 @@ WARN     = -std=c11 -Wall -Wextra $(WERROR) -Wshadow -Wstrict-prototypes \
            -Wmissing-prototypes -Wpointer-arith -Wformat=2 -Wvla \
            -Wcast-qual -Wwrite-strings -Wundef -Wnull-dereference
 DEFS     = -D_GNU_SOURCE -DDEYE_VERSION='"$(VERSION)"'
-DEPS     = libcurl jansson zlib
+DEPS     = libcurl jansson zlib expat
 DEPS_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(DEPS))
-DEPS_LIBS   := $(shell $(PKG_CONFIG) --libs $(DEPS)) -pthread -lm
+DEPS_LIBS   := $(shell $(PKG_CONFIG) --libs $(DEPS)) -lresolv -pthread -lm
 CHECK_CFLAGS := $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
 CHECK_LIBS   := $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
 

@@ -47,6 +47,7 @@ struct listener_conf {
 	struct conf_tz tz_offset;
 	char *capture_dir;
 	char *spool_dir;
+	int64_t max_body;      /* envoy: a bigger message is not captured */
 };
 
 struct hec_conf {

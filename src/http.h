@@ -49,7 +49,7 @@ struct http_msg {
 	 * NULL and free() it later.
 	 */
 	uint8_t *body;
-	size_t body_len;       /* of the body, kept or not */
+	uint64_t body_len;     /* of the body, kept or not */
 	bool body_skipped;
 };
 
@@ -77,6 +77,10 @@ struct http_stream {
 	char *head;            /* HTTP_HEAD_MAX + 1 bytes, allocated on use */
 	size_t head_len;
 	size_t line_start;     /* of the line being read in head[] */
+	char *start;           /* a copy of the start line, cut into words */
+	char line[128];        /* a chunk-size line */
+	size_t line_len;       /* of line[], or of a trailer line */
+	uint64_t trailer_len;
 	uint64_t left;         /* of the body or the chunk */
 	struct http_msg msg;
 	size_t body_cap;

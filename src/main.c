@@ -111,15 +111,26 @@ drop_privileges(const char *user)
 	log_info("running as %s", user);
 }
 
+/* The directories a listener writes to, made if missing (not parents). */
+static void
+make_dir(const struct listener_conf *lc, const char *key, const char *d)
+{
+	if (mkdir(d, 0750) != 0 && errno != EEXIST)
+		fatalx(1, "[%s] %s %s: %s", lc->name, key, d, strerror(errno));
+	if (access(d, W_OK | X_OK) != 0)
+		fatalx(1, "[%s] %s %s: %s", lc->name, key, d, strerror(errno));
+}
+
 static void
 make_dirs(const struct conf *c)
 {
 	for (size_t i = 0; i < c->nlisteners; i++) {
-		const char *d = c->listeners[i].capture_dir;
+		const struct listener_conf *lc = &c->listeners[i];
 
-		if (d != NULL && mkdir(d, 0750) != 0 && errno != EEXIST)
-			fatalx(1, "[%s] capture_dir %s: %s", c->listeners[i].name, d,
-			    strerror(errno));
+		if (lc->capture_dir != NULL)
+			make_dir(lc, "capture_dir", lc->capture_dir);
+		if (lc->protocol == PROTO_ENVOY)
+			make_dir(lc, "spool_dir", lc->spool_dir);
 	}
 }
 
@@ -136,9 +147,6 @@ warn_limits(const struct conf *c)
 			log_warnx("[%s] protocol %s cannot answer clients locally: "
 			    "without an upstream they are read but not answered",
 			    lc->name, conf_proto_name(lc->protocol));
-		if (lc->protocol == PROTO_ENVOY)
-			log_warnx("[%s] protocol envoy: relayed and captured only; "
-			    "the Envoy decoder is not built yet", lc->name);
 	}
 }
 

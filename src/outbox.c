@@ -8,7 +8,8 @@
  * once and, outside the lock, serialises each event and appends it to the
  * journal, which the sinks read at their own pace.  A pump hands over a
  * Solarman frame as bytes: building its JSON is the writer's work, so the
- * relay pays only for a copy.  It also wakes up when
+ * relay pays only for a copy; an Envoy exchange comes as a job that the writer
+runs (inflate, parse, spool files), bounded in bytes.  It also wakes up when
  * the journal's next fsync is due.
  */
 #include "outbox.h"
@@ -26,8 +27,9 @@
 
 #define OUTBOX_CAP 4096
 #define WRITER_BATCH 256
+#define JOB_BYTES_MAX (64 * 1024 * 1024) /* held by queued jobs */
 
-/* An event, or a Solarman frame whose event the writer builds. */
+/* An event, a Solarman frame whose event the writer builds, or a job. */
 struct item {
 	json_t *ev;
 	int64_t time_ms;
@@ -35,12 +37,15 @@ struct item {
 	size_t len;
 	struct event_meta meta;
 	char peer[ADDR_STR_MAX];
+	void (*run)(void *job);
+	void *job;
+	size_t job_bytes;
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake;
 static struct item ring[OUTBOX_CAP];
-static size_t head, count;
+static size_t head, count, job_bytes;
 static uint64_t dropped, dropped_logged;
 static bool stopping, running;
 static pthread_t writer;
@@ -52,10 +57,12 @@ enqueue(const struct item *it)
 	bool stored;
 
 	pthread_mutex_lock(&lock);
-	stored = count < OUTBOX_CAP && running;
+	stored = count < OUTBOX_CAP && running &&
+	    job_bytes + it->job_bytes <= JOB_BYTES_MAX;
 	if (stored) {
 		ring[(head + count) % OUTBOX_CAP] = *it;
 		count++;
+		job_bytes += it->job_bytes;
 		pthread_cond_signal(&wake);
 	} else {
 		dropped++;
@@ -99,6 +106,28 @@ outbox_put_frame(const uint8_t *frame, size_t len, const struct event_meta *m)
 		free(it.frame);
 }
 
+bool
+outbox_put_job(void (*run)(void *job), void *job, size_t bytes)
+{
+	struct item it = {.run = run, .job = job, .job_bytes = bytes};
+
+	return enqueue(&it);
+}
+
+void
+outbox_emit(json_t *ev, int64_t time_ms)
+{
+	char *s = ev ? json_dumps(ev, JSON_COMPACT | JSON_REAL_PRECISION(12)) :
+	    NULL;
+
+	if (s != NULL)
+		journal_append(time_ms, s, strlen(s));
+	else
+		log_warnx("events: cannot make an event");
+	free(s);
+	json_decref(ev);
+}
+
 /* The item's event, built here for a frame. */
 static json_t *
 item_event(struct item *it)
@@ -130,7 +159,8 @@ writer_run(void *arg)
 		if (count == 0 && !stopping)
 			clock_cond_wait(&wake, &lock, due);
 		while (count > 0 && n < WRITER_BATCH) {
-			batch[n++] = ring[head];
+			batch[n] = ring[head];
+			job_bytes -= batch[n++].job_bytes;
 			head = (head + 1) % OUTBOX_CAP;
 			count--;
 		}
@@ -146,16 +176,14 @@ writer_run(void *arg)
 			    "(%llu since start)", (unsigned long long)lost,
 			    (unsigned long long)dropped_logged);
 		for (size_t i = 0; i < n; i++) {
-			json_t *ev = item_event(&batch[i]);
-			char *s = ev ? json_dumps(ev,
-			    JSON_COMPACT | JSON_REAL_PRECISION(12)) : NULL;
+			json_t *ev;
 
-			if (s != NULL)
-				journal_append(batch[i].time_ms, s, strlen(s));
-			else
-				log_warnx("events: cannot make an event");
-			free(s);
-			json_decref(ev);
+			if (batch[i].run != NULL) {
+				batch[i].run(batch[i].job);
+				continue;
+			}
+			ev = item_event(&batch[i]); /* sets the record time */
+			outbox_emit(ev, batch[i].time_ms);
 		}
 		due = journal_publish();
 		if (done)

@@ -22,6 +22,15 @@ void outbox_put(json_t *ev, int64_t time_ms);
  * builds its event (frame and meta are copied). */
 void outbox_put_frame(const uint8_t *frame, size_t len,
     const struct event_meta *m);
+/*
+ * Work for the writer thread, off the relay path: run(job) makes its
+ * events with outbox_emit() and frees job.  bytes is what job holds,
+ * counted against a bound on all queued jobs.  Never waits: false when the
+ * job was dropped (counted and logged); the caller then frees it.
+ */
+bool outbox_put_job(void (*run)(void *job), void *job, size_t bytes);
+/* From a job only: journal ev (ownership passes) with its record time. */
+void outbox_emit(json_t *ev, int64_t time_ms);
 /* Write out what is queued, then stop the writer. */
 void outbox_stop(void);
 

@@ -1,6 +1,7 @@
 /*
  * tap.c - the listener's protocol tap: capture (any protocol, when
- * capture_dir is set) and the Solarman V5 decoder.
+ * capture_dir is set), the Solarman V5 decoder, or the Envoy's HTTP
+ * (envoy_tap.c).
  *
  * Each direction has its own decoder state, touched only by that
  * direction's pump, so there is no lock.  The cross-direction flags are
@@ -21,6 +22,7 @@
 
 #include "capture.h"
 #include "clock.h"
+#include "envoy_tap.h"
 #include "event.h"
 #include "log.h"
 #include "outbox.h"
@@ -43,6 +45,7 @@ struct tap {
 	uint64_t conn_id;
 	char peer[ADDR_STR_MAX];
 	struct capture *capture;
+	struct envoy_tap *envoy;
 	bool solarman;
 	atomic_int first_dir;   /* -1 until a direction saw its first byte */
 	atomic_bool undecodable;
@@ -138,15 +141,17 @@ tap_open(const struct listener_conf *lc, uint64_t conn_id, const char *peer,
     time_t start)
 {
 	bool solarman = lc->protocol == PROTO_SOLARMAN;
+	bool envoy = lc->protocol == PROTO_ENVOY;
 	struct tap *t;
 
-	if (!solarman && lc->capture_dir == NULL)
+	if (!solarman && !envoy && lc->capture_dir == NULL)
 		return NULL;
 	/* malloc, not calloc: the decoders' buffers stay untouched (and out
 	 * of the resident set) until a frame is cut by a chunk boundary. */
 	if ((t = malloc(sizeof *t)) == NULL)
 		return NULL;
 	t->capture = NULL;
+	t->envoy = envoy ? envoy_tap_open(lc, conn_id, peer) : NULL;
 	t->replies = NULL;
 	t->nreplies = t->cap = 0;
 	atomic_init(&t->undecodable, false);
@@ -200,6 +205,8 @@ tap_feed(struct tap *t, int dir, const uint8_t *buf, size_t n, bool answer)
 		capture_write(t->capture, dir, buf, n);
 	if (dir == 0)
 		t->answer = answer;
+	if (t->envoy != NULL)
+		envoy_tap_feed(t->envoy, dir, buf, n);
 	if (t->solarman && still_decodable(t, dir, buf, n)) {
 		struct solarman_handler h = {on_frame, on_reject, &t->d[dir]};
 		solarman_stream_feed(&t->d[dir].stream, buf, n, &h);
@@ -256,6 +263,7 @@ tap_close(struct tap *t)
 			    s->stats.rejects[SOLARMAN_BAD_END],
 			    s->stats.rejects[SOLARMAN_TRUNCATED], s->stats.skipped);
 	}
+	envoy_tap_close(t->envoy);
 	capture_close(t->capture);
 	free(t->replies);
 	free(t);

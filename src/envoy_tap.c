@@ -1,0 +1,453 @@
+/*
+ * envoy_tap.c - the Envoy tap of one connection.
+ *
+ * Each pump feeds its own HTTP parser (requests up, responses down), so
+ * the parsers need no lock.  The n-th response answers the n-th request
+ * (HTTP/1.1 answers in order), and both get the n-th exchange's spool
+ * name.  Whichever side comes first makes the name: the pumps feed the
+ * tap after relaying, so the answer can be parsed before its request.
+ * The list of exchanges, the one thing both pumps touch, has a lock.
+ *
+ * A whole message becomes a job for the outbox's writer thread, which
+ * inflates it, writes the spool files and makes the events: the relay
+ * never waits for zlib, expat or the disk.
+ */
+#include "envoy_tap.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <resolv.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "addr.h"
+#include "clock.h"
+#include "envoy.h"
+#include "event.h"
+#include "http.h"
+#include "log.h"
+#include "outbox.h"
+#include "spool.h"
+
+struct exchange {
+	uint64_t n;
+	char name[SPOOL_NAME_MAX];
+	bool head;  /* a HEAD request: its answer has no body */
+	int sides;  /* that have taken the name */
+	struct exchange *next;
+};
+
+struct envoy_tap;
+
+struct envoy_dir {
+	struct envoy_tap *e;
+	int dir;
+	struct http_stream s;
+};
+
+struct envoy_tap {
+	const struct listener_conf *lc;
+	uint64_t conn_id;
+	char peer[ADDR_STR_MAX];
+	struct envoy_dir d[2];
+	char name[SPOOL_NAME_MAX]; /* of the request being read (up only) */
+	uint64_t count[2];         /* requests, final responses begun */
+	pthread_mutex_t lock;      /* for the list */
+	struct exchange *exchanges;
+	uint64_t skipped[2];       /* messages over max_body */
+};
+
+/* A whole message, for the writer thread. */
+struct job {
+	const struct listener_conf *lc;
+	struct event_meta meta;
+	char peer[ADDR_STR_MAX];
+	bool response;
+	char name[SPOOL_NAME_MAX];
+	char *head;                /* start line and "Name = value" lines */
+	size_t head_len;
+	char *content_type;        /* or NULL */
+	char *target;              /* requests */
+	uint8_t *body;
+	size_t body_len;
+};
+
+static const char *const dir_name[2] = {"up", "down"};
+
+static void
+job_free(struct job *j)
+{
+	free(j->head);
+	free(j->content_type);
+	free(j->target);
+	free(j->body);
+	free(j);
+}
+
+static void
+emit(void *arg, json_t *ev, int64_t time_ms)
+{
+	(void)arg;
+	outbox_emit(ev, time_ms);
+}
+
+/* Whether a body of this type is written as it is. */
+static bool
+is_text(const char *ct)
+{
+	return ct == NULL || strncasecmp(ct, "text/", 5) == 0 ||
+	    strcasestr(ct, "xml") != NULL ||
+	    strcasestr(ct, "x-www-form-urlencoded") != NULL;
+}
+
+/* Base64 in lines of 76, as the original tool wrote it. */
+static char *
+base64_lines(const uint8_t *p, size_t n, size_t *len)
+{
+	size_t lines = (n + 56) / 57, cap = lines * 78 + 1, o = 0;
+	char *out = malloc(cap);
+
+	if (out == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i += 57) {
+		size_t k = n - i < 57 ? n - i : 57;
+		int w = b64_ntop(p + i, k, out + o, cap - o);
+
+		if (w < 0) {
+			free(out);
+			return NULL;
+		}
+		o += (size_t)w;
+		out[o++] = '\n';
+	}
+	out[o] = '\0';
+	*len = o;
+	return out;
+}
+
+/* Whether the request target's path ends in /performance_report. */
+static bool
+is_report(const char *target)
+{
+	size_t n = strcspn(target, "?"), k = strlen("/performance_report");
+
+	return n >= k && strncmp(target + n - k, "/performance_report", k) == 0;
+}
+
+static void
+spool(const struct job *j, const char *suffix, const void *p, size_t n)
+{
+	if (spool_write(j->lc->spool_dir, j->name, suffix, p, n) != 0)
+		log_warn("[%s] spool %s/%s.%s", j->lc->name, j->lc->spool_dir,
+		    j->name, suffix);
+}
+
+/* A performance_report's form data: its .xml file and its events. */
+static void
+report(struct job *j, const uint8_t *form, size_t n)
+{
+	struct envoy_report_ctx ctx = {.meta = j->meta, .target = j->target,
+	    .spool_name = j->name};
+	uint8_t *xml;
+	size_t len;
+	char err[160];
+	int k;
+
+	if (envoy_form_field(form, n, "body", &xml, &len) != 0) {
+		log_warnx("conn %" PRIu64 " [%s]: performance_report %s without "
+		    "a body field: not decoded", j->meta.conn_id, j->lc->name,
+		    j->name);
+		return;
+	}
+	spool(j, "xml", xml, len);
+	k = envoy_report_events((const char *)xml, len, &ctx, emit, NULL, err,
+	    sizeof err);
+	if (k < 0)
+		log_warnx("conn %" PRIu64 " [%s]: report %s.xml not decoded (%s)",
+		    j->meta.conn_id, j->lc->name, j->name, err);
+	else
+		log_info("conn %" PRIu64 " [%s]: report %s: %d event(s)",
+		    j->meta.conn_id, j->lc->name, j->name, k);
+	free(xml);
+}
+
+/* The acknowledged event ids of Enphase's answer, logged. */
+static void
+acknowledged(const struct job *j, const uint8_t *xml, size_t n)
+{
+	char ids[512];
+	int k = envoy_response_ids((const char *)xml, n, ids, sizeof ids);
+
+	if (k >= 0)
+		log_info("conn %" PRIu64 " [%s]: Enphase acknowledged %d event(s)%s%s",
+		    j->meta.conn_id, j->lc->name, k, k > 0 ? ": " : "", ids);
+}
+
+/* The writer thread's part: spool files, events, log lines. */
+static void
+job_run(void *arg)
+{
+	struct job *j = arg;
+	uint8_t *inflated = NULL, *text = NULL;
+	size_t text_len = 0, out_len;
+	char *b64 = NULL, *out;
+	bool over = false;
+
+	if (j->body_len > 0 && j->content_type != NULL &&
+	    strcasestr(j->content_type, "deflate") != NULL) {
+		if (envoy_inflate(j->body, j->body_len, (size_t)j->lc->max_body,
+		    &inflated, &text_len, &over) == 0)
+			text = inflated;
+		else
+			log_warnx("conn %" PRIu64 " [%s] %s: %s %s: body %s; "
+			    "spooled as base64", j->meta.conn_id, j->lc->name,
+			    dir_name[j->response], j->response ? "response" :
+			    "request", j->name, over ? "inflates to more than "
+			    "max_body" : "does not inflate");
+	} else if (j->body_len > 0 && is_text(j->content_type)) {
+		text = j->body;
+		text_len = j->body_len;
+	}
+	if (text == NULL && j->body_len > 0 &&
+	    (b64 = base64_lines(j->body, j->body_len, &text_len)) == NULL)
+		text_len = 0;
+	out_len = j->head_len + 1 + text_len;
+	if ((out = malloc(out_len)) != NULL) {
+		memcpy(out, j->head, j->head_len);
+		out[j->head_len] = '\n';
+		if (text_len > 0)
+			memcpy(out + j->head_len + 1, text ? (const void *)text :
+			    (const void *)b64, text_len);
+		spool(j, j->response ? "response" : "request", out, out_len);
+		free(out);
+	}
+	if (text != NULL && !j->response && is_report(j->target))
+		report(j, text, text_len);
+	else if (text != NULL && j->response)
+		acknowledged(j, text, text_len);
+	free(inflated);
+	free(b64);
+	job_free(j);
+}
+
+/* The message as a job, taking its body; NULL when out of memory. */
+static struct job *
+job_new(struct envoy_tap *e, int dir, struct http_msg *m, const char *name)
+{
+	struct job *j = calloc(1, sizeof *j);
+	const char *ct = http_header(m, "Content-Type");
+	size_t cap = strlen(m->start_line) + 2;
+	FILE *f;
+
+	if (j == NULL)
+		return NULL;
+	for (size_t i = 0; i < m->nheaders; i++)
+		cap += strlen(m->headers[i].name) + strlen(m->headers[i].value) + 4;
+	j->lc = e->lc;
+	j->response = dir == 1;
+	snprintf(j->name, sizeof j->name, "%s", name);
+	snprintf(j->peer, sizeof j->peer, "%s", e->peer);
+	j->meta.listener = e->lc->name;
+	j->meta.conn_id = e->conn_id;
+	j->meta.peer = j->peer;
+	j->meta.direction = dir;
+	j->meta.received_ms = clock_wall_ms();
+	if ((j->head = malloc(cap + 1)) == NULL ||
+	    (f = fmemopen(j->head, cap + 1, "w")) == NULL)
+		goto fail;
+	fprintf(f, "%s\n", m->start_line);
+	for (size_t i = 0; i < m->nheaders; i++)
+		fprintf(f, "%s = %s\n", m->headers[i].name, m->headers[i].value);
+	j->head_len = (size_t)ftell(f);
+	fclose(f);
+	if ((ct != NULL && (j->content_type = strdup(ct)) == NULL) ||
+	    (!j->response && (j->target = strdup(m->target)) == NULL))
+		goto fail;
+	j->body = m->body;
+	j->body_len = (size_t)m->body_len;
+	m->body = NULL;
+	return j;
+fail:
+	job_free(j);
+	return NULL;
+}
+
+/* Hand a whole message to the writer, or say why it is not captured. */
+static void
+capture(struct envoy_tap *e, int dir, struct http_msg *m, const char *name)
+{
+	struct job *j;
+
+	if (m->body_skipped) {
+		e->skipped[dir]++;
+		log_warnx("conn %" PRIu64 " [%s] %s: %s with a body of %" PRIu64
+		    " bytes, over max_body: relayed, not captured", e->conn_id,
+		    e->lc->name, dir_name[dir], dir ? "response" : "request",
+		    m->body_len);
+		return;
+	}
+	if ((j = job_new(e, dir, m, name)) == NULL) {
+		log_warnx("conn %" PRIu64 " [%s]: out of memory, %s not captured",
+		    e->conn_id, e->lc->name, name);
+		return;
+	}
+	if (!outbox_put_job(job_run, j, j->body_len + j->head_len)) {
+		log_warnx("conn %" PRIu64 " [%s]: events queue full, %s not "
+		    "captured", e->conn_id, e->lc->name, name);
+		job_free(j);
+	}
+}
+
+/* The n-th exchange, made when missing; under the lock. */
+static struct exchange *
+exchange_get(struct envoy_tap *e, uint64_t n, bool make)
+{
+	struct exchange *x;
+
+	for (x = e->exchanges; x != NULL; x = x->next)
+		if (x->n == n)
+			return x;
+	if (!make || (x = calloc(1, sizeof *x)) == NULL)
+		return NULL;
+	x->n = n;
+	spool_name(x->name, sizeof x->name, time(NULL));
+	x->next = e->exchanges;
+	e->exchanges = x;
+	return x;
+}
+
+/* One side takes the n-th exchange's name; the second one frees it. */
+static void
+exchange_take(struct envoy_tap *e, uint64_t n, char *name, bool head)
+{
+	struct exchange *x, **pp;
+
+	pthread_mutex_lock(&e->lock);
+	if ((x = exchange_get(e, n, true)) == NULL) {
+		pthread_mutex_unlock(&e->lock);
+		spool_name(name, SPOOL_NAME_MAX, time(NULL));
+		return;
+	}
+	memcpy(name, x->name, SPOOL_NAME_MAX);
+	x->head = x->head || head;
+	if (++x->sides == 2) {
+		for (pp = &e->exchanges; *pp != x; pp = &(*pp)->next)
+			;
+		*pp = x->next;
+		free(x);
+	}
+	pthread_mutex_unlock(&e->lock);
+}
+
+static bool
+on_head(void *arg, const struct http_msg *m)
+{
+	struct envoy_dir *d = arg;
+	struct envoy_tap *e = d->e;
+	struct exchange *x;
+	bool head;
+
+	if (d->dir == 0) {
+		exchange_take(e, e->count[0]++, e->name,
+		    strcasecmp(m->method, "HEAD") == 0);
+		return false;
+	}
+	if (m->status < 200)
+		return false;
+	pthread_mutex_lock(&e->lock);
+	x = exchange_get(e, e->count[1], false);
+	head = x != NULL && x->head;
+	pthread_mutex_unlock(&e->lock);
+	return head;
+}
+
+static void
+on_message(void *arg, struct http_msg *m)
+{
+	struct envoy_dir *d = arg;
+	struct envoy_tap *e = d->e;
+	char name[SPOOL_NAME_MAX];
+
+	if (d->dir == 0) {
+		capture(e, 0, m, e->name);
+		return;
+	}
+	if (m->status < 200)
+		return; /* 100 Continue: the answer is still to come */
+	exchange_take(e, e->count[1]++, name, false);
+	capture(e, 1, m, name);
+}
+
+static void
+on_error(void *arg, enum http_error why)
+{
+	struct envoy_dir *d = arg;
+	struct envoy_tap *e = d->e;
+
+	log_warnx("conn %" PRIu64 " [%s] %s: %s (%s) at byte %" PRIu64
+	    ", relayed without decoding", e->conn_id, e->lc->name,
+	    dir_name[d->dir], d->s.error_at == 0 && why == HTTP_BAD_START ?
+	    "not HTTP (TLS? see the stunnel set-up)" : "malformed HTTP",
+	    http_error_name(why), d->s.error_at);
+}
+
+struct envoy_tap *
+envoy_tap_open(const struct listener_conf *lc, uint64_t conn_id,
+    const char *peer)
+{
+	struct envoy_tap *e = calloc(1, sizeof *e);
+
+	if (e == NULL)
+		return NULL;
+	e->lc = lc;
+	e->conn_id = conn_id;
+	snprintf(e->peer, sizeof e->peer, "%s", peer);
+	pthread_mutex_init(&e->lock, NULL);
+	for (int i = 0; i < 2; i++) {
+		e->d[i].e = e;
+		e->d[i].dir = i;
+		http_stream_init(&e->d[i].s, i == 1, (size_t)lc->max_body);
+	}
+	return e;
+}
+
+void
+envoy_tap_feed(struct envoy_tap *e, int dir, const uint8_t *buf, size_t n)
+{
+	struct http_handler h = {on_head, on_message, on_error, &e->d[dir]};
+
+	http_stream_feed(&e->d[dir].s, buf, n, &h);
+}
+
+void
+envoy_tap_close(struct envoy_tap *e)
+{
+	if (e == NULL)
+		return;
+	for (int i = 0; i < 2; i++) {
+		struct http_handler h = {on_head, on_message, on_error, &e->d[i]};
+		uint64_t errors = 0;
+
+		http_stream_finish(&e->d[i].s, &h);
+		for (int k = 0; k < HTTP_ERRORS; k++)
+			errors += e->d[i].s.errors[k];
+		if (errors > 0 || e->skipped[i] > 0)
+			log_info("conn %" PRIu64 " [%s] %s: %" PRIu64 " HTTP "
+			    "message(s), %" PRIu64 " malformed, %" PRIu64 " over "
+			    "max_body", e->conn_id, e->lc->name, dir_name[i],
+			    e->d[i].s.messages, errors, e->skipped[i]);
+		http_stream_free(&e->d[i].s);
+	}
+	while (e->exchanges != NULL) {
+		struct exchange *x = e->exchanges;
+		e->exchanges = x->next;
+		free(x);
+	}
+	pthread_mutex_destroy(&e->lock);
+	free(e);
+}
