@@ -11,7 +11,6 @@ are the synthetic 4.6.0 vectors of ../shared/fixtures/envoy, copied to
 tests/data/envoy.
 """
 import datetime
-import glob
 import os
 import re
 import shutil
@@ -20,13 +19,12 @@ import ssl
 import stat
 import subprocess
 import tempfile
-import threading
 import unittest
 import urllib.parse
 import warnings
 import zlib
 
-from harness import ROOT, SLOW, Daemon, Server, read_events, wait_for
+from harness import ROOT, SLOW, Daemon, read_events, wait_for
 from test_relay import RelayTest
 
 DATA = os.path.join(ROOT, "tests", "data", "envoy")
