@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,6 +160,7 @@ struct scan {
 	size_t counts[K_KINDS];
 	char *ids;          /* envoy_response_ids(): its buffer */
 	size_t ids_len, ids_cap;
+	bool ids_cut;
 	int nids;
 	bool failed;
 };
@@ -173,22 +175,23 @@ attrs_object(const XML_Char **attr)
 	return o;
 }
 
+/* Append an id to the list, or "..." once when it is full. */
 static void
 add_id(struct scan *sc, const char *id)
 {
-	size_t n = strlen(id);
+	size_t n = strlen(id), sep = sc->ids_len > 0;
 
 	sc->nids++;
-	if (sc->ids_len + n + 5 > sc->ids_cap) {
-		/* No room: end with "..." once. */
-		if (sc->ids_len + 4 <= sc->ids_cap &&
-		    (sc->ids_len < 3 || strcmp(sc->ids + sc->ids_len - 3, "...") != 0)) {
-			memcpy(sc->ids + sc->ids_len, sc->ids_len ? " ..." : "...", 5);
-			sc->ids_len += strlen(sc->ids + sc->ids_len);
-		}
+	if (sc->ids_cut)
+		return;
+	/* Keep room for " ..." and the NUL. */
+	if (sc->ids_len + sep + n + 5 > sc->ids_cap) {
+		memcpy(sc->ids + sc->ids_len, sep ? " ..." : "...", 4 + sep);
+		sc->ids_len += 3 + sep;
+		sc->ids_cut = true;
 		return;
 	}
-	if (sc->ids_len > 0)
+	if (sep)
 		sc->ids[sc->ids_len++] = ' ';
 	memcpy(sc->ids + sc->ids_len, id, n + 1);
 	sc->ids_len += n;
@@ -525,7 +528,7 @@ map_attrs(json_t *o, json_t *a, const struct attr_map *m, const char *prefix,
 			errno = 0;
 			d = strtod(s, &end);
 			json_object_set_new(o, m->key, *s != '\0' && *end == '\0' &&
-			    errno == 0 ? json_real(d) : json_string(s));
+			    errno == 0 && isfinite(d) ? json_real(d) : json_string(s));
 			break;
 		case V_TIME:
 			if (parse_time(s, &ms)) {
@@ -785,7 +788,7 @@ envoy_response_ids(const char *xml, size_t n, char *buf, size_t len)
 	char err[128];
 	int r;
 
-	if (len < 4)
+	if (len < 5)
 		return -1;
 	buf[0] = '\0';
 	sc.ids = buf;

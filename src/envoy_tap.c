@@ -44,10 +44,14 @@ struct exchange {
 
 struct envoy_tap;
 
+#define FIRST_BYTES 64
+
 struct envoy_dir {
 	struct envoy_tap *e;
 	int dir;
 	struct http_stream s;
+	uint8_t first[FIRST_BYTES]; /* for the undecodable event */
+	size_t nfirst;
 };
 
 struct envoy_tap {
@@ -167,10 +171,20 @@ report(struct job *j, const uint8_t *form, size_t n)
 	spool(j, "xml", xml, len);
 	k = envoy_report_events((const char *)xml, len, &ctx, emit, NULL, err,
 	    sizeof err);
-	if (k < 0)
+	if (k < 0) {
+		json_t *ev;
+
 		log_warnx("conn %" PRIu64 " [%s]: report %s.xml not decoded (%s)",
 		    j->meta.conn_id, j->lc->name, j->name, err);
-	else
+		event_id_new(&ctx.meta);
+		if ((ev = event_new("undecodable", &ctx.meta)) != NULL) {
+			json_object_set_new(ev, "protocol", json_string("envoy"));
+			json_object_set_new(ev, "reason", json_string("bad-report"));
+			json_object_set_new(ev, "error", json_string(err));
+			json_object_set_new(ev, "spool.name", json_string(j->name));
+			outbox_emit(ev, ctx.meta.received_ms);
+		}
+	} else
 		log_info("conn %" PRIu64 " [%s]: report %s: %d event(s)",
 		    j->meta.conn_id, j->lc->name, j->name, k);
 	free(xml);
@@ -388,11 +402,27 @@ on_error(void *arg, enum http_error why)
 {
 	struct envoy_dir *d = arg;
 	struct envoy_tap *e = d->e;
+	bool tls = d->nfirst >= 2 && d->first[0] == 0x16 && d->first[1] == 0x03;
+	struct event_meta m = {.listener = e->lc->name, .conn_id = e->conn_id,
+	    .peer = e->peer, .direction = d->dir, .received_ms = clock_wall_ms()};
+	json_t *ev;
 
+	event_id_new(&m);
+	if ((ev = event_new("undecodable", &m)) != NULL) {
+		json_object_set_new(ev, "protocol", json_string("envoy"));
+		json_object_set_new(ev, "reason", json_string(tls ? "tls" :
+		    "malformed-http"));
+		json_object_set_new(ev, "http.error", json_string(
+		    http_error_name(why)));
+		json_object_set_new(ev, "error.at",
+		    json_integer((json_int_t)d->s.error_at));
+		event_set_hex(ev, "head.hex", d->first, d->nfirst);
+		outbox_put(ev, m.received_ms);
+	}
 	log_warnx("conn %" PRIu64 " [%s] %s: %s (%s) at byte %" PRIu64
 	    ", relayed without decoding", e->conn_id, e->lc->name,
-	    dir_name[d->dir], d->s.error_at == 0 && why == HTTP_BAD_START ?
-	    "not HTTP (TLS? see the stunnel set-up)" : "malformed HTTP",
+	    dir_name[d->dir], tls ? "TLS, not HTTP (see the stunnel set-up)" :
+	    "malformed HTTP",
 	    http_error_name(why), d->s.error_at);
 }
 
@@ -419,9 +449,15 @@ envoy_tap_open(const struct listener_conf *lc, uint64_t conn_id,
 void
 envoy_tap_feed(struct envoy_tap *e, int dir, const uint8_t *buf, size_t n)
 {
-	struct http_handler h = {on_head, on_message, on_error, &e->d[dir]};
+	struct envoy_dir *d = &e->d[dir];
+	struct http_handler h = {on_head, on_message, on_error, d};
 
-	http_stream_feed(&e->d[dir].s, buf, n, &h);
+	if (d->nfirst < FIRST_BYTES && d->s.state != HTTP_DONE) {
+		size_t k = FIRST_BYTES - d->nfirst < n ? FIRST_BYTES - d->nfirst : n;
+		memcpy(d->first + d->nfirst, buf, k);
+		d->nfirst += k;
+	}
+	http_stream_feed(&d->s, buf, n, &h);
 }
 
 void
