@@ -147,7 +147,10 @@ install: $(BIN)
 	$(INSTALL) -m 644 contrib/deye-mitm.8 $(DESTDIR)$(MANDIR)/man8/
 	$(INSTALL) -m 644 contrib/deye-mitm.conf.5 $(DESTDIR)$(MANDIR)/man5/
 	$(INSTALL) -m 644 deye-mitm.conf.example $(DESTDIR)$(DOCDIR)/
-	$(INSTALL) -m 644 contrib/deye-mitm.service $(DESTDIR)$(DOCDIR)/
+	$(INSTALL) -m 644 contrib/deye-mitm.service contrib/dnsmasq-deye-mitm.conf \
+	    contrib/logger-setup.md contrib/envoy-setup.md \
+	    contrib/stunnel-envoy-server.conf contrib/stunnel-envoy-client.conf \
+	    $(DESTDIR)$(DOCDIR)/
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/deye-mitm $(DESTDIR)$(MANDIR)/man8/deye-mitm.8 \
