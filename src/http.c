@@ -121,14 +121,18 @@ is_version(const char *p)
 	    p[6] == '.' && p[7] >= '0' && p[7] <= '9' && p[8] == '\0';
 }
 
+/*
+ * The start line, n bytes at line, checked as soon as it is complete (so
+ * that a stream that is not HTTP is named by its first line) and kept in
+ * s->start, cut into words.
+ */
 static bool
-parse_start(struct http_stream *s, const char *line)
+parse_start(struct http_stream *s, const char *line, size_t n)
 {
 	char *sp1, *sp2;
 
-	if ((s->start = strdup(line)) == NULL)
+	if ((s->start = strndup(line, n)) == NULL)
 		return false;
-	s->msg.start_line = line;
 	sp1 = strchr(s->start, ' ');
 	if (sp1 == NULL)
 		return false;
@@ -292,10 +296,7 @@ head_done(struct http_stream *s, size_t at, const struct http_handler *h)
 		if (*line == '\0')
 			break; /* the empty line that ends the head */
 		if (first) {
-			if (!parse_start(s, line)) {
-				fail(s, HTTP_BAD_START, at, h);
-				return;
-			}
+			m->start_line = line; /* checked by feed_head */
 			first = false;
 		} else if (!parse_header(m, line)) {
 			fail(s, m->nheaders == HTTP_HEADERS_MAX ?
@@ -359,6 +360,10 @@ feed_head(struct http_stream *s, const uint8_t *p, size_t n,
 	len = s->head_len - s->line_start - 1;
 	if (len > 0 && s->head[s->head_len - 2] == '\r')
 		len--;
+	if (len > 0 && s->line_start == 0 && !parse_start(s, s->head, len)) {
+		fail(s, HTTP_BAD_START, take - 1, h);
+		return take;
+	}
 	if (len > 0)
 		s->line_start = s->head_len;
 	else if (s->line_start == 0)
