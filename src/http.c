@@ -337,20 +337,26 @@ static size_t
 feed_head(struct http_stream *s, const uint8_t *p, size_t n,
     const struct http_handler *h)
 {
-	const uint8_t *nl = memchr(p, '\n', n);
-	size_t take = nl ? (size_t)(nl - p) + 1 : n, len;
+	const uint8_t *nl = memchr(p, '\n', n), *nul;
+	size_t take = nl ? (size_t)(nl - p) + 1 : n, len, nul_at, over_at;
 
 	if (s->head == NULL && (s->head = malloc(HTTP_HEAD_MAX + 1)) == NULL) {
 		s->state = HTTP_DONE; /* out of memory: the relay goes on */
 		return n;
 	}
-	if (s->head_len + take > HTTP_HEAD_MAX) {
-		fail(s, HTTP_HEAD_TOO_BIG, HTTP_HEAD_MAX - s->head_len, h);
+	/* The first offending byte names the error, however the stream
+	 * was cut into chunks. */
+	nul = memchr(p, '\0', take);
+	nul_at = nul != NULL ? (size_t)(nul - p) : SIZE_MAX;
+	over_at = s->head_len + take > HTTP_HEAD_MAX ?
+	    HTTP_HEAD_MAX - s->head_len : SIZE_MAX;
+	if (nul_at < over_at) {
+		fail(s, s->line_start == 0 ? HTTP_BAD_START : HTTP_BAD_HEADER,
+		    nul_at, h);
 		return n;
 	}
-	if (memchr(p, '\0', take) != NULL) {
-		fail(s, s->line_start == 0 ? HTTP_BAD_START : HTTP_BAD_HEADER,
-		    (size_t)((const uint8_t *)memchr(p, '\0', take) - p), h);
+	if (over_at != SIZE_MAX) {
+		fail(s, HTTP_HEAD_TOO_BIG, over_at, h);
 		return n;
 	}
 	memcpy(s->head + s->head_len, p, take);
@@ -384,7 +390,7 @@ feed_chunk_size(struct http_stream *s, const uint8_t *p, size_t n,
 	size_t i = 0, len;
 
 	if (s->line_len + take > sizeof s->line) {
-		fail(s, HTTP_BAD_CHUNK, 0, h);
+		fail(s, HTTP_BAD_CHUNK, sizeof s->line - s->line_len, h);
 		return n;
 	}
 	memcpy(s->line + s->line_len, p, take);
