@@ -148,6 +148,7 @@ install: $(BIN)
 	$(INSTALL) -m 644 contrib/deye-mitm.conf.5 $(DESTDIR)$(MANDIR)/man5/
 	$(INSTALL) -m 644 deye-mitm.conf.example $(DESTDIR)$(DOCDIR)/
 	$(INSTALL) -m 644 contrib/deye-mitm.service contrib/dnsmasq-deye-mitm.conf \
+	    contrib/deye-mitm.logrotate \
 	    contrib/logger-setup.md contrib/envoy-setup.md \
 	    contrib/stunnel-envoy-server.conf contrib/stunnel-envoy-client.conf \
 	    $(DESTDIR)$(DOCDIR)/

@@ -269,7 +269,9 @@ main(int argc, char **argv)
 		if (sigwait(&set, &sig) != 0)
 			continue;
 		if (sig == SIGHUP) {
-			log_info("SIGHUP: nothing to reload; restart to apply changes");
+			log_info("SIGHUP: the events file is opened again; nothing "
+			    "else is reloaded (restart to apply changes)");
+			sink_jsonl_reopen();
 			continue;
 		}
 		break;

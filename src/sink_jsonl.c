@@ -4,7 +4,8 @@
  * Its thread reads the journal from its own cursor ("events") and writes
  * each event as one line; it commits after the lines are flushed, so after
  * a crash it resumes where it was (a line may repeat, none is skipped).  A
- * write error is logged once per streak; the lines are retried.
+ * write error is logged once per streak; the lines are retried.  On
+ * SIGHUP the file is opened again by name (after logrotate moved it).
  */
 #include "sink_jsonl.h"
 
@@ -25,10 +26,10 @@
 #define COMMIT_EVERY 256
 
 static FILE *out;
-static bool own;
+static const char *path;   /* NULL for stdout */
 static struct journal_reader *reader;
 static pthread_t thread;
-static atomic_bool stopping;
+static atomic_bool stopping, reopen;
 
 /* Flush and commit; on failure rewind so the lines are written again. */
 static bool
@@ -45,6 +46,35 @@ flush_commit(struct journal_pos pos, bool *failing)
 	*failing = false;
 	journal_commit(reader, pos);
 	return true;
+}
+
+static FILE *
+open_events(const char *where)
+{
+	int fd = open(where, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+	FILE *f;
+
+	if (fd < 0 || (f = fdopen(fd, "a")) == NULL) {
+		log_warn("events %s", where);
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	return f;
+}
+
+/* After the lines so far are flushed: the file by its name again.  When
+ * that fails, the old file is kept. */
+static void
+reopen_events(void)
+{
+	FILE *f;
+
+	if (path == NULL || (f = open_events(path)) == NULL)
+		return;
+	fclose(out);
+	out = f;
+	log_info("events: %s opened again", path);
 }
 
 static void *
@@ -72,6 +102,10 @@ run(void *arg)
 		if (pending && flush_commit(pos, &failing)) {
 			pending = false;
 			since = 0;
+			if (atomic_exchange(&reopen, false))
+				reopen_events();
+		} else if (!pending && atomic_exchange(&reopen, false)) {
+			reopen_events();
 		} else if (pending) {
 			pending = false; /* rewound: it comes again */
 			since = 0;
@@ -85,19 +119,14 @@ run(void *arg)
 int
 sink_jsonl_start(const char *where)
 {
-	int fd, r;
+	int r;
 
 	if (strcmp(where, "stdout") == 0) {
 		out = stdout;
+	} else if ((out = open_events(where)) == NULL) {
+		return -1;
 	} else {
-		fd = open(where, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-		if (fd < 0 || (out = fdopen(fd, "a")) == NULL) {
-			log_error("events %s", where);
-			if (fd >= 0)
-				close(fd);
-			return -1;
-		}
-		own = true;
+		path = where;
 	}
 	if ((reader = journal_reader_open("events")) == NULL) {
 		log_errorx("events: out of memory");
@@ -108,6 +137,12 @@ sink_jsonl_start(const char *where)
 		return -1;
 	}
 	return 0;
+}
+
+void
+sink_jsonl_reopen(void)
+{
+	atomic_store(&reopen, true); /* seen within half a second */
 }
 
 bool
@@ -130,7 +165,7 @@ sink_jsonl_stop(int64_t grace_ms)
 	}
 	journal_reader_close(reader);
 	reader = NULL;
-	if (own)
+	if (path != NULL)
 		fclose(out);
 	else
 		fflush(out);

@@ -83,6 +83,25 @@ class TestJournal(JournalTest):
         # Two runs, two id prefixes: ids stay unique across restarts.
         self.assertEqual(len({e["id"].split("-")[0] for e in evs}), 2)
 
+    def test_sighup_after_rotation_writes_a_new_events_file(self):
+        d = self.run_daemon()
+        self.send(d, [heartbeat(i) for i in range(3)])
+        wait_for(lambda: len(read_events(self.events)) >= 7, 5)
+        rotated = self.events + ".1"
+        os.rename(self.events, rotated)          # what logrotate does
+        d.proc.send_signal(signal.SIGHUP)
+        self.assertTrue(wait_for(lambda: os.path.exists(self.events), 5),
+                        d.log())
+        d.wait_log(r"events: .* opened again")
+        self.send(d, [heartbeat(i) for i in range(3, 5)])
+        wait_for(lambda: len(read_events(self.events)) >= 5, 5)
+        self.stop_clean(d)
+        self.assertEqual(os.stat(self.events).st_mode & 0o777, 0o640)
+        old, new = read_events(rotated), read_events(self.events)
+        seqs = [e["frame.seq"] for e in old + new if e["type"] == "heartbeat"]
+        self.assertEqual(seqs, ["f5 %02x" % i for i in range(5)])
+        self.assertEqual(len({e["id"] for e in old + new}), len(old + new))
+
     def test_torn_last_record_is_cut_off(self):
         d = self.run_daemon()
         self.send(d, [heartbeat(1)])
