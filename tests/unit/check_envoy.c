@@ -371,6 +371,19 @@ real_of(json_t *ev, const char *key)
 	return json_real_value(typed(ev, key, JSON_REAL));
 }
 
+struct key_int {
+	const char *key;
+	json_int_t v;
+};
+
+/* Integer values of ev, each as the sample writes it. */
+static void
+check_ints(json_t *ev, const struct key_int *kv, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		ck_assert_msg(int_of(ev, kv[i].key) == kv[i].v, "%s", kv[i].key);
+}
+
 static size_t
 count_type(json_t *events, const char *type)
 {
@@ -439,6 +452,11 @@ dates_in(const char *text, const char *attr, long long *v, size_t max)
 
 START_TEST(test_report_2012)
 {
+	static const struct key_int device_ints[] = {
+		{"device.image_bits", 131072}, {"device.device_type", 1},
+		{"device.admin_state", 1}, {"device.condition_flags", 2359296},
+		{"device.observed_flags", 0}, {"device.control_bits", 0},
+	};
 	struct file xml = slurp_real(REPORT_2012);
 	json_t *events, *ev, *ch;
 	long long dates[16];
@@ -520,12 +538,7 @@ START_TEST(test_report_2012)
 	ck_assert_int_eq(int_of(ev, "time_ms"), INT64_C(1329134202000));
 	ck_assert_str_eq(str_of(ev, "device.eqid"), "123456105041");
 	ck_assert_str_eq(str_of(ev, "device.part_num"), "800-00103-r05");
-	ck_assert_int_eq(int_of(ev, "device.image_bits"), 131072);
-	ck_assert_int_eq(int_of(ev, "device.device_type"), 1);
-	ck_assert_int_eq(int_of(ev, "device.admin_state"), 1);
-	ck_assert_int_eq(int_of(ev, "device.condition_flags"), 2359296);
-	ck_assert_int_eq(int_of(ev, "device.observed_flags"), 0);
-	ck_assert_int_eq(int_of(ev, "device.control_bits"), 0);
+	check_ints(ev, device_ints, NELEM(device_ints));
 	ck_assert_uint_eq(json_array_size(json_object_get(ev,
 	    "device.channels")), 1);
 	ch = json_array_get(json_object_get(ev, "device.channels"), 0);
@@ -548,6 +561,12 @@ END_TEST
 
 START_TEST(test_report_460)
 {
+	static const struct key_int interval_ints[] = {
+		{"interval.energy_ws", 65439}, {"interval.id", 1000001},
+		{"interval.duration_s", 300}, {"interval.stat_duration_s", 294},
+		{"interval.end_unix", 1436646900},
+		{"time_ms", INT64_C(1436646900000)},
+	};
 	struct file xml = slurp(REPORT_460);
 	json_t *events, *ev, *p;
 	long long dates[8];
@@ -586,12 +605,7 @@ START_TEST(test_report_460)
 	 *  eqid="999999100001.1"/> */
 	ev = json_array_get(events, 1);
 	ck_assert_str_eq(str_of(ev, "type"), "envoy_interval");
-	ck_assert_int_eq(int_of(ev, "interval.energy_ws"), 65439);
-	ck_assert_int_eq(int_of(ev, "interval.id"), 1000001);
-	ck_assert_int_eq(int_of(ev, "interval.duration_s"), 300);
-	ck_assert_int_eq(int_of(ev, "interval.stat_duration_s"), 294);
-	ck_assert_int_eq(int_of(ev, "interval.end_unix"), 1436646900);
-	ck_assert_int_eq(int_of(ev, "time_ms"), INT64_C(1436646900000));
+	check_ints(ev, interval_ints, NELEM(interval_ints));
 	ck_assert_str_eq(str_of(ev, "interval.eqid"), "999999100001.1");
 	ck_assert_str_eq(str_of(ev, "inverter.serial"), "999999100001");
 	ck_assert_int_eq(int_of(ev, "inverter.channel"), 1);
