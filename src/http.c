@@ -184,6 +184,28 @@ parse_header(struct http_msg *m, char *line)
 	return true;
 }
 
+/*
+ * A header line, len bytes at line, checked as soon as it is complete (so
+ * that error_at names the line, not the end of the head), and counted in
+ * m->nheaders until head_done parses the head.
+ */
+static bool
+check_header(struct http_msg *m, const char *line, size_t len,
+    enum http_error *why)
+{
+	const char *colon = memchr(line, ':', len);
+
+	*why = m->nheaders == HTTP_HEADERS_MAX ? HTTP_HEAD_TOO_BIG :
+	    HTTP_BAD_HEADER;
+	if (colon == NULL || colon == line || m->nheaders == HTTP_HEADERS_MAX)
+		return false;
+	for (const char *p = line; p < colon; p++)
+		if (!is_tchar((unsigned char)*p)) /* obsolete folding too */
+			return false;
+	m->nheaders++;
+	return true;
+}
+
 /* Whether the last coding of the Transfer-Encoding list is chunked. */
 static bool
 last_coding_chunked(const char *te)
@@ -287,6 +309,7 @@ head_done(struct http_stream *s, size_t at, const struct http_handler *h)
 	int cl;
 
 	m->response = s->response;
+	m->nheaders = 0; /* counted by check_header, now parsed for good */
 	while (line < end) {
 		char *nl = memchr(line, '\n', (size_t)(end - line));
 
@@ -339,6 +362,7 @@ feed_head(struct http_stream *s, const uint8_t *p, size_t n,
 {
 	const uint8_t *nl = memchr(p, '\n', n), *nul;
 	size_t take = nl ? (size_t)(nl - p) + 1 : n, len, nul_at, over_at;
+	enum http_error why;
 
 	if (s->head == NULL && (s->head = malloc(HTTP_HEAD_MAX + 1)) == NULL) {
 		s->state = HTTP_DONE; /* out of memory: the relay goes on */
@@ -368,6 +392,11 @@ feed_head(struct http_stream *s, const uint8_t *p, size_t n,
 		len--;
 	if (len > 0 && s->line_start == 0 && !parse_start(s, s->head, len)) {
 		fail(s, HTTP_BAD_START, take - 1, h);
+		return take;
+	}
+	if (len > 0 && s->line_start > 0 &&
+	    !check_header(&s->msg, s->head + s->line_start, len, &why)) {
+		fail(s, why, take - 1, h);
 		return take;
 	}
 	if (len > 0)
