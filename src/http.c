@@ -162,16 +162,13 @@ parse_start(struct http_stream *s, const char *line, size_t n)
 	return true;
 }
 
-static bool
+/* A header line that check_header passed, cut into name and value. */
+static void
 parse_header(struct http_msg *m, char *line)
 {
 	char *colon = strchr(line, ':'), *v, *end;
 
-	if (colon == NULL || m->nheaders == HTTP_HEADERS_MAX)
-		return false;
 	*colon = '\0';
-	if (!is_token(line)) /* also refuses obsolete line folding */
-		return false;
 	for (v = colon + 1; *v == ' ' || *v == '\t'; v++)
 		;
 	for (end = v + strlen(v); end > v && (end[-1] == ' ' ||
@@ -181,7 +178,6 @@ parse_header(struct http_msg *m, char *line)
 	m->headers[m->nheaders].name = line;
 	m->headers[m->nheaders].value = v;
 	m->nheaders++;
-	return true;
 }
 
 /*
@@ -321,10 +317,8 @@ head_done(struct http_stream *s, size_t at, const struct http_handler *h)
 		if (first) {
 			m->start_line = line; /* checked by feed_head */
 			first = false;
-		} else if (!parse_header(m, line)) {
-			fail(s, m->nheaders == HTTP_HEADERS_MAX ?
-			    HTTP_HEAD_TOO_BIG : HTTP_BAD_HEADER, at, h);
-			return;
+		} else {
+			parse_header(m, line);
 		}
 		line = nl + 1;
 	}
