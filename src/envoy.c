@@ -160,6 +160,7 @@ struct scan {
 	size_t counts[K_KINDS];
 	char *ids;          /* envoy_response_ids(): its buffer */
 	size_t ids_len, ids_cap;
+	size_t ids_room;    /* the end of the last id " ..." can follow */
 	bool ids_cut;
 	int nids;
 	bool failed;
@@ -175,26 +176,32 @@ attrs_object(const XML_Char **attr)
 	return o;
 }
 
-/* Append an id to the list, or "..." once when it is full. */
+/*
+ * Append an id to the list.  When one does not fit, the list goes back to
+ * the last id after which " ..." fits, and ends with it.
+ */
 static void
 add_id(struct scan *sc, const char *id)
 {
 	size_t n = strlen(id), sep = sc->ids_len > 0;
+	int w;
 
 	sc->nids++;
 	if (sc->ids_cut)
 		return;
-	/* Keep room for " ..." and the NUL. */
-	if (sc->ids_len + sep + n + 5 > sc->ids_cap) {
-		memcpy(sc->ids + sc->ids_len, sep ? " ..." : "...", 4 + sep);
-		sc->ids_len += 3 + sep;
-		sc->ids_cut = true;
+	if (sc->ids_len + sep + n < sc->ids_cap) {
+		if (sep)
+			sc->ids[sc->ids_len++] = ' ';
+		memcpy(sc->ids + sc->ids_len, id, n + 1);
+		sc->ids_len += n;
+		if (sc->ids_len + strlen(" ...") < sc->ids_cap)
+			sc->ids_room = sc->ids_len;
 		return;
 	}
-	if (sep)
-		sc->ids[sc->ids_len++] = ' ';
-	memcpy(sc->ids + sc->ids_len, id, n + 1);
-	sc->ids_len += n;
+	w = snprintf(sc->ids + sc->ids_room, sc->ids_cap - sc->ids_room, "%s",
+	    sc->ids_room > 0 ? " ..." : "...");
+	sc->ids_len = sc->ids_room + (size_t)w;
+	sc->ids_cut = true;
 }
 
 static void XMLCALL
