@@ -196,7 +196,8 @@ FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
 BLACKBOX = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
                         "blackbox")
 ENVOY_FIXTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
-                             "data", "envoy", "SYNTHETIC_perf_report_4.6.0.xml")
+                             "data", "envoy",
+                             "SYNTHETIC_perf_report_4.6.0.xml")
 ENVOY_SEED = 2024
 # The decoder's report: a few hundred elements of each kind.
 ENVOY_BIG = {"devices": 12, "intervals": 300, "readings": 300, "events": 120}
@@ -378,6 +379,15 @@ class Proc:
                 pr.stop(signal.SIGTERM, timeout=3.0)
             except Exception as e:  # keep cleaning up the others
                 print("bench: stopping %s: %s" % (pr.name, e), file=sys.stderr)
+
+
+def port_proc(name, argv, logdir):
+    """A server that prints "PORT <n>" once listening: (Proc, n)."""
+    pr = Proc(name, argv, logdir, stdout=subprocess.PIPE)
+    line = pr.p.stdout.readline().decode()
+    if not line.startswith("PORT "):
+        raise Broken("%s did not start:\n%s" % (name, pr.log_tail()))
+    return pr, int(line.split()[1])
 
 
 def leftovers():
@@ -1183,15 +1193,10 @@ def envoy_stage(files, tools, logdir, log, problems):
     to a JSON-lines file), socat and deye-mitm (protocol = raw) to
     tools/bench_v5 envoy-upstream, rounds interleaved; after each run of
     the tap, every event must reach the file before the next run starts."""
-    up = Proc("bench_v5-envoy-upstream",
-              [os.path.join(tools, "bench_v5"), "envoy-upstream",
-               "-f", files["site"], "-r", files["answer"]], logdir,
-              stdout=subprocess.PIPE)
-    line = up.p.stdout.readline().decode()
-    if not line.startswith("PORT "):
-        raise Broken("bench_v5 envoy-upstream did not start:\n%s"
-                     % up.log_tail())
-    up_port = int(line.split()[1])
+    up, up_port = port_proc("bench_v5-envoy-upstream",
+                            [os.path.join(tools, "bench_v5"),
+                             "envoy-upstream", "-f", files["site"],
+                             "-r", files["answer"]], logdir)
     spool = os.path.join(logdir, "envoy-spool")
     events = os.path.join(logdir, "envoy-events.jsonl")
     os.mkdir(spool)
@@ -1355,12 +1360,8 @@ def main():
 
         if set(ONLY) & {"rate", "memory", "latency"}:
             # ---- upstreams
-            echo = Proc("bench_echo", [os.path.join(tools, "bench_echo")],
-                        logdir, stdout=subprocess.PIPE)
-            line = echo.p.stdout.readline().decode()
-            if not line.startswith("PORT "):
-                raise Broken("bench_echo did not start:\n%s" % echo.log_tail())
-            echo_port = int(line.split()[1])
+            echo, echo_port = port_proc(
+                "bench_echo", [os.path.join(tools, "bench_echo")], logdir)
 
         if "bulk" in ONLY:
             iperf_port = free_port()
@@ -1394,16 +1395,11 @@ def main():
 
         if "v5" in ONLY:
             # ---- 1b. a stream of real V5 frames: the tap's worst case
-            log(" v5: the fixture frames repeated, one connection, %d s per run,"
-                " %d rounds, to a sink" % (V5_SECS, V5_ROUNDS))
-            sink = Proc("bench_v5-sink", [os.path.join(tools, "bench_v5"),
-                                          "sink"], logdir,
-                        stdout=subprocess.PIPE)
-            line = sink.p.stdout.readline().decode()
-            if not line.startswith("PORT "):
-                raise Broken("bench_v5 sink did not start:\n%s"
-                             % sink.log_tail())
-            sink_port = int(line.split()[1])
+            log(" v5: the fixture frames repeated, one connection, %d s per "
+                "run, %d rounds, to a sink" % (V5_SECS, V5_ROUNDS))
+            sink, sink_port = port_proc(
+                "bench_v5-sink", [os.path.join(tools, "bench_v5"), "sink"],
+                logdir)
             # Every frame becomes an event, far more than the event queue
             # takes: its "queue full, dropped" warnings are expected here.
             relays = [Relay("deye-mitm", sink_port, logdir),
@@ -1432,7 +1428,8 @@ def main():
             try:
                 for r in relays:
                     r.start()
-                direct_rate = connrate(tools, echo_port, RATE_SECS, RATE_WARMUP)
+                direct_rate = connrate(tools, echo_port, RATE_SECS,
+                                       RATE_WARMUP)
                 log("  rate direct (no relay): %.0f conn/s, p99 %d us"
                     % (direct_rate["rate"], direct_rate["total"]["p99"]))
                 rate = rate_stage(relays, tools, log, RATE_ROUNDS)
@@ -1442,8 +1439,8 @@ def main():
                 all_cpus = os.sched_getaffinity(0)
                 if len(all_cpus) > 1 and PIN_ROUNDS > 0:
                     one = {max(all_cpus)}
-                    log(" rate on one CPU (%d): relays, echo server and client "
-                        "pinned, %d rounds" % (max(one), PIN_ROUNDS))
+                    log(" rate on one CPU (%d): relays, echo server and "
+                        "client pinned, %d rounds" % (max(one), PIN_ROUNDS))
                     try:
                         pin([echo.pid] + [r.proc.pid for r in relays[:2]], one)
                         rate_pinned = rate_stage(relays[:2], tools, log,
@@ -1478,10 +1475,13 @@ def main():
         if "hec" in ONLY:
             # ---- 5. HEC
             log(" hec: %d heartbeats over %d connections (at most %d ahead of "
-                "the receiver), deye-mitm without upstream, to tools/bench_hec;"
-                " %d rounds" % (HEC_EVENTS, HEC_CONNS, HEC_WINDOW, HEC_ROUNDS))
-            relays = [hec_relay(logdir, hec_sink, 1000, "deye-mitm (batch 1000)"),
-                      hec_relay(logdir, hec_sink, 100, "deye-mitm (batch 100)")]
+                "the receiver), deye-mitm without upstream, to "
+                "tools/bench_hec; %d rounds"
+                % (HEC_EVENTS, HEC_CONNS, HEC_WINDOW, HEC_ROUNDS))
+            relays = [hec_relay(logdir, hec_sink, 1000,
+                                "deye-mitm (batch 1000)"),
+                      hec_relay(logdir, hec_sink, 100,
+                                "deye-mitm (batch 100)")]
             hec = {r.label: [] for r in relays}
             try:
                 for r in relays:
@@ -1490,10 +1490,10 @@ def main():
                     for r in interleave(rnd, relays):
                         d = hec_rate(r, hec_sink, problems)
                         hec[r.label].append(d)
-                        log("  hec round %d %-24s %7.0f events/s  (%d events, %d"
-                            " requests, %.2f s)" % (rnd + 1, r.label, d["rate"],
-                                                    d["events"], d["requests"],
-                                                    d["secs"]))
+                        log("  hec round %d %-24s %7.0f events/s  (%d "
+                            "events, %d requests, %.2f s)"
+                            % (rnd + 1, r.label, d["rate"], d["events"],
+                               d["requests"], d["secs"]))
             finally:
                 for r in relays:
                     r.stop()
@@ -1518,10 +1518,10 @@ def main():
                         hec_py[name]["requests"], hec_py[name]["secs"]))
 
         if "latency" in ONLY:
-            log(" latency: one heartbeat each way per exchange through deye-mitm"
-                " (solarman) to the echo server, %d/s for %.1f s, HEC healthy and "
-                "hanging in turn, %d rounds" % (LAT_RATE, LAT_MS / 1000.0,
-                                                 LAT_ROUNDS))
+            log(" latency: one heartbeat each way per exchange through "
+                "deye-mitm (solarman) to the echo server, %d/s for %.1f s, "
+                "HEC healthy and hanging in turn, %d rounds"
+                % (LAT_RATE, LAT_MS / 1000.0, LAT_ROUNDS))
             # A hung request that ends may be retried with a warning.
             relay = hec_relay(logdir, hec_sink, 100, "deye-mitm (hec latency)",
                               up=echo_port, expect_warn=("hec: ",))
@@ -1539,10 +1539,10 @@ def main():
         if envoy_in:
             log(" envoy: %d POSTs of a %d-event report (%d bytes) over %d "
                 "keep-alive connections, to bench_v5 envoy-upstream; "
-                "deye-mitm (envoy, spool files, events file) and socat, %d "
-                "rounds" % (ENVOY_POSTS, envoy_in["site_events"],
-                            envoy_in["site_bytes"], ENVOY_CONNS,
-                            ENVOY_ROUNDS))
+                "deye-mitm (envoy: spool files, events file), socat and "
+                "deye-mitm (raw), %d rounds"
+                % (ENVOY_POSTS, envoy_in["site_events"], envoy_in["site_bytes"],
+                   ENVOY_CONNS, ENVOY_ROUNDS))
             envoy = envoy_stage(envoy_in, tools, logdir, log, problems)
 
         if rate:
@@ -1557,8 +1557,9 @@ def main():
         if mem:
             for kind, runs in mem.items():
                 if not all(m["drained"] for m in runs):
-                    problems.append("%s did not let go of the held connections "
-                                    "within 10 s of their close" % kind)
+                    problems.append("%s did not let go of the held "
+                                    "connections within 10 s of their "
+                                    "close" % kind)
         ok = True
     except Broken as e:
         print("\nbench: BROKEN: %s" % e, file=sys.stderr)
@@ -1598,7 +1599,8 @@ def main():
         # The solarman tap must not cost the relay its lead over socat: its
         # ratio at least 0.95 times the raw listener's, measured side by side
         # (the same as tap >= 0.95 x raw, socat's median being common).
-        for dirn, name in (("up", "logger->cloud"), ("down", "cloud->logger, -R")):
+        for dirn, name in (("up", "logger->cloud"),
+                           ("down", "cloud->logger, -R")):
             dv, sv = med(bulk[D][dirn]), med(bulk[S][dirn])
             add("bulk throughput, %s" % name, "Gbit/s", dv, sv,
                 ">= 1.10x socat", dv / sv >= 1.10)
@@ -1643,7 +1645,8 @@ def main():
                 med([d["cpu_us"] for d in rate_pinned[D]]),
                 med([d["cpu_us"] for d in rate_pinned[S]]))
         add("conn rate, deye-mitm at info log", "conn/s",
-            med([d["rate"] for d in rate[I]]), med([d["rate"] for d in rate[S]]))
+            med([d["rate"] for d in rate[I]]),
+            med([d["rate"] for d in rate[S]]))
         add("p99, deye-mitm at info log", "us",
             med([d["total"]["p99"] for d in rate[I]]),
             med([d["total"]["p99"] for d in rate[S]]))
@@ -1696,7 +1699,8 @@ def main():
             hec_py["python nodelay"]["rate"], None)
     if lat:
         # The p99 of every round trip of a condition, pooled over its rounds.
-        hv, gv = (pooled_pct(lat["healthy"], 99), pooled_pct(lat["hanging"], 99))
+        hv, gv = (pooled_pct(lat["healthy"], 99),
+                  pooled_pct(lat["hanging"], 99))
         lat_ratios = [g["p99"] / h["p99"]
                       for h, g in zip(lat["healthy"], lat["hanging"])]
         add("relay p99 RTT, HEC healthy", "us", hv, None)
@@ -1766,7 +1770,8 @@ def main():
     if bulk:
         for dirn in ("up", "down"):
             pr = [a / b for a, b in zip(bulk[D][dirn], bulk[S][dirn])]
-            print("  bulk %-4s per-round ratios %s; direct, no relay: %.2f Gbit/s"
+            print("  bulk %-4s per-round ratios %s; direct, no relay: %.2f "
+                  "Gbit/s"
                   % (dirn, spread(pr), direct[dirn]))
         for dirn in ("up", "down"):
             pr = [a / b for a, b in zip(bulk[TAP][dirn], bulk[D][dirn])]
@@ -1776,7 +1781,8 @@ def main():
         pr = [a / b for a, b in zip(v5[TAP]["mbps"], v5[D]["mbps"])]
         print("  V5 stream solarman tap / raw per round %s; raw %s MB/s; the "
               "tap's event queue dropped %d events (every frame is an event)"
-              % (spread(pr, "%.3f"), spread(v5[D]["mbps"], "%.0f"), v5_dropped))
+              % (spread(pr, "%.3f"), spread(v5[D]["mbps"], "%.0f"),
+                 v5_dropped))
     if rate:
         pr = [a["rate"] / b["rate"] for a, b in zip(rate[D], rate[S])]
         print("  rate per-round ratios %s; direct, no relay: %.0f conn/s"
@@ -1788,7 +1794,8 @@ def main():
               "after the %d closed: %d KiB"
               % (dm["idle_anon"], dm["idle_rss"], dm["threads"], HOLD, HOLD,
                  dm["after_rss"]))
-        pk = {k: med([m["per_kind"][k] for m in mem[D]]) for k in dm["per_kind"]}
+        pk = {k: med([m["per_kind"][k] for m in mem[D]])
+              for k in dm["per_kind"]}
         print("  deye-mitm RSS per held connection by mapping: thread stacks "
               "%.1f KiB (%.1f stacks, %.1f KiB each), heap/malloc arenas %.1f "
               "KiB, other %.1f KiB"
@@ -1797,14 +1804,15 @@ def main():
                  pk["heap"], pk["other"]))
         print("  socat held: %d processes, sum VmRSS %d KiB, sum Pss %d KiB"
               % (sm["procs"], sm["held_rss"], sm["held_pss"]))
-        print("  RSS rows: deye-mitm VmRSS; socat VmRSS summed over the parent "
-              "and its fork children.  PSS rows: smaps_rollup Pss, summed the "
-              "same way.")
+        print("  RSS rows: deye-mitm VmRSS; socat VmRSS summed over the "
+              "parent and its fork children.  PSS rows: smaps_rollup Pss, "
+              "summed the same way.")
     if dec and "stream" in dec:
-        print("  decoder (CPU %d; median of %d): real frames %.0f MB/s, garbage "
-              "%.0f MB/s, without 0xA5 %.0f MB/s, data to JSON %.0f/s (%.0f "
-              "bytes each), heartbeat to JSON %.0f/s; checked: %d fixture "
-              "frames x %d copies found, %d of %d 0xA5 in the garbage rejected"
+        print("  decoder (CPU %d; median of %d): real frames %.0f MB/s, "
+              "garbage %.0f MB/s, without 0xA5 %.0f MB/s, data to JSON "
+              "%.0f/s (%.0f bytes each), heartbeat to JSON %.0f/s; checked: "
+              "%d fixture frames x %d copies found, %d of %d 0xA5 in the "
+              "garbage rejected"
               % (dec["cpu"], DEC_REPS, dec["stream"]["mbps_median"],
                  dec["garbage"]["mbps_median"],
                  dec["garbage_no_a5"]["mbps_median"],
@@ -1825,7 +1833,8 @@ def main():
         print("  HEC Python HecReceiver: %d events at once, %d requests in "
               "%.2f s; with TCP_NODELAY %d requests in %.2f s"
               % (hec_py["python"]["events"], hec_py["python"]["requests"],
-                 hec_py["python"]["secs"], hec_py["python nodelay"]["requests"],
+                 hec_py["python"]["secs"],
+                 hec_py["python nodelay"]["requests"],
                  hec_py["python nodelay"]["secs"]))
     if lat:
         print("  latency p99 per round: healthy %s us, hanging %s us, ratios "
