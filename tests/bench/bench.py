@@ -1541,8 +1541,8 @@ def main():
                 "keep-alive connections, to bench_v5 envoy-upstream; "
                 "deye-mitm (envoy: spool files, events file), socat and "
                 "deye-mitm (raw), %d rounds"
-                % (ENVOY_POSTS, envoy_in["site_events"], envoy_in["site_bytes"],
-                   ENVOY_CONNS, ENVOY_ROUNDS))
+                % (ENVOY_POSTS, envoy_in["site_events"],
+                   envoy_in["site_bytes"], ENVOY_CONNS, ENVOY_ROUNDS))
             envoy = envoy_stage(envoy_in, tools, logdir, log, problems)
 
         if rate:
