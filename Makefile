@@ -6,7 +6,7 @@
 #   make SANITIZE=address,undefined check
 #   make SANITIZE=thread check
 #   make fuzz FUZZ_TIME=900   libFuzzer (clang) on a copy of the corpus
-#   make bench                relay benchmark against socat, decoder, HEC
+#   make bench                relay benchmark against socat, decoders, Envoy, HEC
 #   make install PREFIX=/usr/local DESTDIR=
 
 VERSION    = 0.1.0

@@ -1,11 +1,12 @@
 /*
- * bench_decoder - Solarman V5 decoder throughput for `make bench`
+ * bench_decoder - Solarman V5 and Envoy decoder throughput for `make bench`
  * (tests/bench/bench.py), on one CPU.
  *
- *   bench-decoder [-f FIXTURES] [-c CPU] [-r REPS] [-m MIB] [-n EVENTS]
+ *   bench-decoder [-f FIXTURES] [-c CPU] [-r REPS] [-m MIB] [-n EVENTS] [-S]
+ *       [-E REQUEST -e EVENTS -X REPORT -x EVENTS [-k REPORTS]]
  *
  * Links the daemon's own objects (everything but main.o) and times, in
- * memory, with no I/O:
+ * memory, with no I/O (-S leaves the Solarman rows out):
  *
  *   stream     the fixture frames that verify OK (tests/data/
  *              solarman-frames.txt, "# verify-result: OK" and "ALL FRAMES
@@ -24,11 +25,28 @@
  *   json_heartbeat  the same for the heartbeat frame (deye-micro-heartbeat-
  *              0x47), the smallest event.
  *
+ * With -E, the Envoy rows.  REQUEST is a file holding one keep-alive
+ * performance_report POST as an Envoy sends it (a deflated form whose
+ * field body is the report XML) whose report makes EVENTS events; REPORT a
+ * report XML that makes EVENTS (-x) events (the 4.6.0 fixture):
+ *
+ *   envoy_http     REQUEST repeated to MIB MiB, a keep-alive stream, fed to
+ *              http_stream_feed() (requests) in 1460-byte pieces, a
+ *              handler that counts: MB/s and POSTs/s.
+ *   envoy_report   REPORTS (default 20) times envoy_report_events() on the
+ *              report of REQUEST, every event through json_dumps as the
+ *              writer does: events/s ("frames").
+ *   envoy_report_460  the same, 50 x REPORTS times, on REPORT.
+ *   envoy_post     REPORTS times what the writer thread does with the POST's
+ *              body but the spool files: envoy_inflate, envoy_form_field,
+ *              envoy_report_events, json_dumps: POSTs/s ("frames").
+ *
  * Each test runs once to warm up, then REPS times (default 5); the best and
  * the median time are reported.  The counts are checked on every run (frames
  * found == frames fed, no byte skipped in the frame stream, every 0xA5 of
  * the garbage rejected or inside a frame, JSON that says what the frame
- * holds), so a broken decoder fails (exit 1) instead of looking fast.
+ * holds; every POST parsed whole, every report making its EVENTS), so a
+ * broken decoder fails (exit 1) instead of looking fast.
  * Prints one JSON object on stdout.  Exit 0 when it ran, 1 on a failed
  * check, 2 on bad usage or an unreadable fixture file.
  */
@@ -47,7 +65,9 @@
 #include <jansson.h>
 
 #include "clock.h"
+#include "envoy.h"
 #include "event.h"
+#include "http.h"
 #include "solarman.h"
 #include "solarman_event.h"
 
@@ -56,6 +76,9 @@
 #define MAX_REPS 50
 #define DATA_ID "deye-m80g3-data-0x42"
 #define HEARTBEAT_ID "deye-micro-heartbeat-0x47"
+#define WIRE_PIECE 1460 /* an Ethernet MSS: a real Envoy's segments */
+#define ENVOY_MAX_BODY (8 << 20) /* the default max_body */
+#define ENVOY_TARGET "/emu_reports/performance_report?webcomm_version=4.6.0"
 
 struct frame {
 	char id[80];
@@ -68,6 +91,11 @@ struct counts {
 	uint64_t frame_bytes;
 	uint64_t inner_a5; /* 0xA5 bytes inside delivered frames, not the first */
 	uint64_t rejects;
+};
+
+struct blob {
+	uint8_t *p;
+	size_t n;
 };
 
 struct result {
@@ -330,65 +358,36 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: bench-decoder [-f FIXTURES] [-c CPU] [-r REPS] "
-	    "[-m MIB] [-n EVENTS]\n");
+	    "[-m MIB] [-n EVENTS] [-S]\n"
+	    "           [-E REQUEST -e EVENTS -X REPORT -x EVENTS [-k REPORTS]]\n");
 	exit(2);
 }
 
 static void
 print_rate(const char *name, const struct result *r, double bytes,
-    double frames, bool comma)
+    double frames)
 {
 	double b = best(r), m = median(r);
 
-	printf("\"%s\": {\"bytes\": %.0f, \"frames\": %.0f, \"reps\": %d, "
+	printf(",\n\"%s\": {\"bytes\": %.0f, \"frames\": %.0f, \"reps\": %d, "
 	    "\"best_s\": %.6f, \"median_s\": %.6f, \"mbps_best\": %.1f, "
-	    "\"mbps_median\": %.1f, \"fps_best\": %.0f, \"fps_median\": %.0f}%s\n",
+	    "\"mbps_median\": %.1f, \"fps_best\": %.0f, \"fps_median\": %.0f}",
 	    name, bytes, frames, r->reps, b, m, bytes / b / 1e6, bytes / m / 1e6,
-	    frames / b, frames / m, comma ? "," : "");
+	    frames / b, frames / m);
 }
 
-int
-main(int argc, char **argv)
+/* The Solarman rows (see the header). */
+static void
+solarman_rows(const char *path, long reps, long mib, long nev)
 {
-	const char *path = "tests/data/solarman-frames.txt";
-	long cpu = -1, reps = 5, mib = 64, nev = 100000;
 	struct result rs = {0}, rg = {0}, rn = {0}, rjd = {0}, rjh = {0};
 	struct counts c;
 	struct solarman_stats st;
 	uint8_t *unit, *stream, *garbage, *clean;
 	size_t unit_len = 0, total, n, jd_bytes = 0, jh_bytes = 0;
 	uint64_t unit_frames, want, a5 = 0, seed = 0x5eed5eed2024ULL;
-	cpu_set_t set;
-	int ch;
-
-	while ((ch = getopt(argc, argv, "f:c:r:m:n:")) != -1) {
-		switch (ch) {
-		case 'f': path = optarg; break;
-		case 'c': cpu = strtol(optarg, NULL, 10); break;
-		case 'r': reps = strtol(optarg, NULL, 10); break;
-		case 'm': mib = strtol(optarg, NULL, 10); break;
-		case 'n': nev = strtol(optarg, NULL, 10); break;
-		default: usage();
-		}
-	}
-	if (optind != argc || reps < 1 || reps > MAX_REPS || mib < 1 ||
-	    mib > 4096 || nev < 1)
-		usage();
-
-	/* One CPU: the last one allowed, unless told. */
-	if (sched_getaffinity(0, sizeof set, &set) != 0)
-		fail("sched_getaffinity: %s", strerror(errno));
-	if (cpu < 0)
-		for (int i = CPU_SETSIZE - 1; i >= 0 && cpu < 0; i--)
-			if (CPU_ISSET(i, &set))
-				cpu = i;
-	CPU_ZERO(&set);
-	CPU_SET((int)cpu, &set);
-	if (sched_setaffinity(0, sizeof set, &set) != 0)
-		fail("sched_setaffinity to CPU %ld: %s", cpu, strerror(errno));
 
 	load_fixtures(path);
-	event_ids_init();
 
 	/* (a) the real frames, one after the other, repeated. */
 	for (size_t i = 0; i < nframes; i++)
@@ -470,21 +469,303 @@ main(int argc, char **argv)
 			rjh.secs[rjh.reps++] = t;
 	}
 
-	printf("{\"cpu\": %ld, \"chunk\": %d, \"fixture_frames\": %" PRIu64
+	printf(", \"chunk\": %d, \"fixture_frames\": %" PRIu64
 	    ", \"fixture_bytes\": %zu, \"garbage_a5\": %" PRIu64
-	    ", \"garbage_rejects\": %" PRIu64 ", \"garbage_frames\": %" PRIu64
-	    ",\n", cpu, CHUNK, unit_frames, unit_len, a5, c.rejects, c.frames);
-	print_rate("stream", &rs, (double)total, (double)want, true);
-	print_rate("garbage", &rg, (double)total, 0, true);
-	print_rate("garbage_no_a5", &rn, (double)total, 0, true);
-	print_rate("json_data", &rjd, (double)jd_bytes, (double)nev, true);
-	print_rate("json_heartbeat", &rjh, (double)jh_bytes, (double)nev, false);
-	printf("}\n");
+	    ", \"garbage_rejects\": %" PRIu64 ", \"garbage_frames\": %" PRIu64,
+	    CHUNK, unit_frames, unit_len, a5, c.rejects, c.frames);
+	print_rate("stream", &rs, (double)total, (double)want);
+	print_rate("garbage", &rg, (double)total, 0);
+	print_rate("garbage_no_a5", &rn, (double)total, 0);
+	print_rate("json_data", &rjd, (double)jd_bytes, (double)nev);
+	print_rate("json_heartbeat", &rjh, (double)jh_bytes, (double)nev);
 	for (size_t i = 0; i < nframes; i++)
 		free(fix[i].p);
 	free(unit);
 	free(stream);
 	free(garbage);
 	free(clean);
+}
+
+/* ---- Envoy */
+
+struct envoy_counts {
+	uint64_t messages, bad, body_bytes;
+	uint64_t want_body;   /* every message's body length */
+	uint8_t *body;        /* the first message's body, taken */
+};
+
+static void
+count_message(void *arg, struct http_msg *m)
+{
+	struct envoy_counts *c = arg;
+
+	c->messages++;
+	c->body_bytes += m->body_len;
+	if (m->response || strcmp(m->method, "POST") != 0 ||
+	    (c->want_body != 0 && m->body_len != c->want_body))
+		c->bad++;
+	if (c->body == NULL && m->body != NULL) {
+		c->body = m->body;
+		m->body = NULL;
+	}
+}
+
+static void
+count_http_error(void *arg, enum http_error why)
+{
+	struct envoy_counts *c = arg;
+
+	(void)why;
+	c->bad++;
+}
+
+/* Parse buf as a stream of requests fed in WIRE_PIECE pieces. */
+static double
+parse_http(const uint8_t *buf, size_t n, struct envoy_counts *c)
+{
+	struct http_stream s;
+	struct http_handler h = {NULL, count_message, count_http_error, c};
+	double t0;
+
+	http_stream_init(&s, false, ENVOY_MAX_BODY);
+	t0 = now_s();
+	for (size_t off = 0; off < n; off += WIRE_PIECE)
+		http_stream_feed(&s, buf + off,
+		    n - off < WIRE_PIECE ? n - off : WIRE_PIECE, &h);
+	http_stream_finish(&s, &h);
+	t0 = now_s() - t0;
+	http_stream_free(&s);
+	return t0;
+}
+
+/* What outbox_emit() does with an event, but the journal. */
+static void
+dump_event(void *arg, json_t *ev, int64_t time_ms)
+{
+	size_t *bytes = arg;
+	char *s = json_dumps(ev, JSON_COMPACT | JSON_REAL_PRECISION(12));
+
+	(void)time_ms;
+	if (s == NULL)
+		fail("envoy: json_dumps returned NULL");
+	*bytes += strlen(s);
+	free(s);
+	json_decref(ev);
+}
+
+static void
+report_events(const char *name, const char *xml, size_t n, int want,
+    size_t *bytes)
+{
+	struct envoy_report_ctx ctx = {.meta = {.listener = "envoy",
+	    .conn_id = 1, .peer = "127.0.0.1:40000", .direction = 0,
+	    .received_ms = clock_wall_ms()},
+	    .target = ENVOY_TARGET, .spool_name = "2024-04-08T17:14:03-0badcafe"};
+	char err[160];
+	int k = envoy_report_events(xml, n, &ctx, dump_event, bytes, err,
+	    sizeof err);
+
+	if (k != want)
+		fail("%s: %d events, want %d%s%s", name, k, want, k < 0 ? ": " : "",
+		    k < 0 ? err : "");
+}
+
+/* k times envoy_report_events() on the report. */
+static double
+envoy_reports(const char *name, const struct blob *xml, long k, int want,
+    size_t *bytes)
+{
+	double t0 = now_s();
+
+	*bytes = 0;
+	for (long i = 0; i < k; i++)
+		report_events(name, (const char *)xml->p, xml->n, want, bytes);
+	return now_s() - t0;
+}
+
+/* k times what the writer does with a report POST's body, spool files
+ * aside: inflate, the form field body, the events. */
+static double
+envoy_posts(const struct blob *body, long k, int want, size_t *xml_bytes)
+{
+	double t0 = now_s();
+
+	*xml_bytes = 0;
+	for (long i = 0; i < k; i++) {
+		uint8_t *form, *xml;
+		size_t form_len, xml_len, ev_bytes = 0;
+		bool over;
+
+		if (envoy_inflate(body->p, body->n, ENVOY_MAX_BODY, &form,
+		    &form_len, &over) != 0)
+			fail("envoy: the POST's body does not inflate");
+		if (envoy_form_field(form, form_len, "body", &xml, &xml_len) != 0)
+			fail("envoy: the POST's form has no body field");
+		report_events("envoy POST", (const char *)xml, xml_len, want,
+		    &ev_bytes);
+		*xml_bytes += xml_len;
+		free(xml);
+		free(form);
+	}
+	return now_s() - t0;
+}
+
+static struct blob
+read_all(const char *path)
+{
+	struct blob b = {NULL, 0};
+	size_t cap = 0, k;
+	FILE *f = fopen(path, "rb");
+
+	if (f == NULL) {
+		fprintf(stderr, "bench-decoder: %s: %s\n", path, strerror(errno));
+		exit(2);
+	}
+	do {
+		if (b.n == cap && (b.p = realloc(b.p, (cap = cap * 2 + 65536) + 1)) ==
+		    NULL)
+			fail("out of memory");
+		b.n += (k = fread(b.p + b.n, 1, cap - b.n, f));
+	} while (k > 0);
+	if (ferror(f) || b.n == 0)
+		fail("%s: unreadable or empty", path);
+	fclose(f);
+	b.p[b.n] = '\0';
+	return b;
+}
+
+/* The Envoy rows (see the header): the POST in file req makes want events,
+ * the report in file fixture want_fix. */
+static void
+envoy_rows(const char *req, int want, const char *fixture_path, int want_fix,
+    long reps, long mib, long k)
+{
+	struct blob wire = read_all(req), fix460 = read_all(fixture_path);
+	struct blob body, xml;
+	struct result rh = {0}, rr = {0}, rf = {0}, rp = {0};
+	struct envoy_counts c = {0};
+	size_t copies, total, r_bytes = 0, f_bytes = 0, p_bytes = 0;
+	uint8_t *stream, *form;
+	bool over;
+
+	/* The POST once: its body, and the report in it. */
+	parse_http(wire.p, wire.n, &c);
+	if (c.messages != 1 || c.bad != 0 || c.body == NULL)
+		fail("%s: not one POST with a body (%" PRIu64 " messages, %" PRIu64
+		    " errors)", req, c.messages, c.bad);
+	body = (struct blob){c.body, (size_t)c.body_bytes};
+	if (envoy_inflate(body.p, body.n, ENVOY_MAX_BODY, &form, &xml.n,
+	    &over) != 0 || envoy_form_field(form, xml.n, "body", &xml.p,
+	    &xml.n) != 0)
+		fail("%s: no deflated form with a body field", req);
+	free(form);
+
+	/* The keep-alive stream: the POST repeated to MIB MiB. */
+	copies = ((size_t)mib << 20) / wire.n;
+	if (copies == 0)
+		copies = 1;
+	total = copies * wire.n;
+	if ((stream = malloc(total)) == NULL)
+		fail("out of memory");
+	for (size_t i = 0; i < copies; i++)
+		memcpy(stream + i * wire.n, wire.p, wire.n);
+
+	for (long r = -1; r < reps; r++) {
+		double t;
+
+		c = (struct envoy_counts){.want_body = body.n};
+		t = parse_http(stream, total, &c);
+		free(c.body);
+		if (c.messages != copies || c.bad != 0 ||
+		    c.body_bytes != copies * body.n)
+			fail("envoy stream: %" PRIu64 " messages of %zu, %" PRIu64
+			    " bad, %" PRIu64 " body bytes", c.messages, copies, c.bad,
+			    c.body_bytes);
+		if (r >= 0)
+			rh.secs[rh.reps++] = t;
+		t = envoy_reports("generated report", &xml, r < 0 ? 1 : k, want,
+		    &r_bytes);
+		if (r >= 0)
+			rr.secs[rr.reps++] = t;
+		t = envoy_reports("4.6.0 fixture", &fix460, r < 0 ? 1 : 50 * k,
+		    want_fix, &f_bytes);
+		if (r >= 0)
+			rf.secs[rf.reps++] = t;
+		t = envoy_posts(&body, r < 0 ? 1 : k, want, &p_bytes);
+		if (r >= 0)
+			rp.secs[rp.reps++] = t;
+	}
+	printf(", \"envoy_piece\": %d, \"envoy_post_bytes\": %zu, "
+	    "\"envoy_body_bytes\": %zu, \"envoy_report_bytes\": %zu, "
+	    "\"envoy_report_events\": %d, \"envoy_fixture_events\": %d, "
+	    "\"envoy_reports\": %ld", WIRE_PIECE, wire.n, body.n, xml.n, want,
+	    want_fix, k);
+	print_rate("envoy_http", &rh, (double)total, (double)copies);
+	/* bytes: of the events' JSON; frames: events. */
+	print_rate("envoy_report", &rr, (double)r_bytes,
+	    (double)want * (double)k);
+	print_rate("envoy_report_460", &rf, (double)f_bytes,
+	    (double)want_fix * 50.0 * (double)k);
+	/* bytes: of the POST bodies; frames: POSTs. */
+	print_rate("envoy_post", &rp, (double)body.n * (double)k, (double)k);
+	free(stream);
+	free(body.p);
+	free(xml.p);
+	free(wire.p);
+	free(fix460.p);
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *path = "tests/data/solarman-frames.txt", *req = NULL,
+	    *fix460 = NULL;
+	long cpu = -1, reps = 5, mib = 64, nev = 100000, k = 20, want = -1,
+	    want_fix = -1;
+	bool solarman = true;
+	cpu_set_t set;
+	int ch;
+
+	while ((ch = getopt(argc, argv, "f:c:r:m:n:SE:e:X:x:k:")) != -1) {
+		switch (ch) {
+		case 'f': path = optarg; break;
+		case 'c': cpu = strtol(optarg, NULL, 10); break;
+		case 'r': reps = strtol(optarg, NULL, 10); break;
+		case 'm': mib = strtol(optarg, NULL, 10); break;
+		case 'n': nev = strtol(optarg, NULL, 10); break;
+		case 'S': solarman = false; break;
+		case 'E': req = optarg; break;
+		case 'e': want = strtol(optarg, NULL, 10); break;
+		case 'X': fix460 = optarg; break;
+		case 'x': want_fix = strtol(optarg, NULL, 10); break;
+		case 'k': k = strtol(optarg, NULL, 10); break;
+		default: usage();
+		}
+	}
+	if (optind != argc || reps < 1 || reps > MAX_REPS || mib < 1 ||
+	    mib > 4096 || nev < 1 || k < 1 || (req == NULL) != (fix460 == NULL) ||
+	    (req != NULL && (want < 1 || want > INT32_MAX || want_fix < 1 ||
+	    want_fix > INT32_MAX)))
+		usage();
+
+	/* One CPU: the last one allowed, unless told. */
+	if (sched_getaffinity(0, sizeof set, &set) != 0)
+		fail("sched_getaffinity: %s", strerror(errno));
+	if (cpu < 0)
+		for (int i = CPU_SETSIZE - 1; i >= 0 && cpu < 0; i--)
+			if (CPU_ISSET(i, &set))
+				cpu = i;
+	CPU_ZERO(&set);
+	CPU_SET((int)cpu, &set);
+	if (sched_setaffinity(0, sizeof set, &set) != 0)
+		fail("sched_setaffinity to CPU %ld: %s", cpu, strerror(errno));
+
+	event_ids_init();
+	printf("{\"cpu\": %ld", cpu);
+	if (solarman)
+		solarman_rows(path, reps, mib, nev);
+	if (req != NULL)
+		envoy_rows(req, (int)want, fix460, (int)want_fix, reps, mib, k);
+	printf("\n}\n");
 	return fflush(stdout) == 0 ? 0 : 1;
 }

@@ -1,5 +1,6 @@
 /*
- * bench_v5 - Solarman V5 traffic for `make bench` (tests/bench/bench.py).
+ * bench_v5 - Solarman V5 and Envoy traffic for `make bench`
+ * (tests/bench/bench.py).
  *
  *   bench_v5 sink
  *       Listens on 127.0.0.1 (any free port), prints "PORT <n>", then reads
@@ -26,6 +27,21 @@
  *       so a stall does not lower the load); without, back to back.
  *       Prints the count and percentiles of the round trip in microseconds
  *       and, with -l, every round trip ("lat", sorted).
+ *   bench_v5 envoy-upstream -f REQUEST -r ANSWER
+ *       Listens like sink and answers like Enphase: on every connection (a
+ *       thread each), reads a request of exactly the bytes of file REQUEST
+ *       (an Envoy's keep-alive performance_report POST), checks them and
+ *       writes the bytes of file ANSWER (its keep-alive answer), again
+ *       until the peer's EOF; any other bytes close the connection (with a
+ *       line on stderr).
+ *   bench_v5 envoy-post -p PORT -f REQUEST -r ANSWER -n N [-c CONNS]
+ *       N POSTs over CONNS keep-alive connections at once (default 1) to a
+ *       relay in front of envoy-upstream: on each, send REQUEST, read and
+ *       check ANSWER, again, as an Envoy does (one exchange at a time),
+ *       then shutdown and wait for the EOF.  Prints the count, the
+ *       CLOCK_MONOTONIC time of the first send ("t_first") and of the last
+ *       answer ("t_last"), POSTs per second between them and percentiles of
+ *       one exchange in microseconds.
  *
  * Errors go to stderr with exit status 1; usage errors exit 2.  It dies with
  * its parent (PR_SET_PDEATHSIG).
@@ -89,7 +105,10 @@ usage(void)
 	    "       bench_v5 stream -p PORT -f FIXTURES [-t SECS]\n"
 	    "       bench_v5 heartbeats -p PORT -n N [-c CONNS] [-b BURST]\n"
 	    "       bench_v5 rtt -p PORT [-t SECS] [-w WARMUP] [-i INTERVAL_US] "
-	    "[-l]\n");
+	    "[-l]\n"
+	    "       bench_v5 envoy-upstream -f REQUEST -r ANSWER\n"
+	    "       bench_v5 envoy-post -p PORT -f REQUEST -r ANSWER -n N "
+	    "[-c CONNS]\n");
 	exit(2);
 }
 
@@ -168,8 +187,10 @@ sink_conn(void *arg)
 	return NULL;
 }
 
+/* Listen on 127.0.0.1 (any port), print it, run conn(fd) in a thread for
+ * every connection; never returns. */
 static int
-run_sink(void)
+serve(void *(*conn)(void *))
 {
 	struct sockaddr_in sin;
 	socklen_t sl = sizeof sin;
@@ -201,7 +222,7 @@ run_sink(void)
 				continue;
 			die("accept: %s", strerror(errno));
 		}
-		if (pthread_create(&t, &attr, sink_conn, (void *)(intptr_t)fd) != 0)
+		if (pthread_create(&t, &attr, conn, (void *)(intptr_t)fd) != 0)
 			close(fd);
 	}
 }
@@ -498,10 +519,180 @@ run_rtt(long port, double secs, long warmup, long interval_us, bool all)
 	return fflush(stdout) == 0 ? 0 : 1;
 }
 
+/* ---- Envoy */
+
+struct blob {
+	uint8_t *p;
+	size_t n;
+};
+
+static struct blob post_req, post_ans; /* the files' bytes */
+
+static struct blob
+load_file(const char *path)
+{
+	struct blob b = {NULL, 0};
+	size_t cap = 0;
+	FILE *f = fopen(path, "rb");
+
+	if (f == NULL)
+		die("%s: %s", path, strerror(errno));
+	for (;;) {
+		size_t k;
+
+		if (b.n == cap && (b.p = realloc(b.p, cap = cap * 2 + 65536)) == NULL)
+			die("out of memory");
+		if ((k = fread(b.p + b.n, 1, cap - b.n, f)) == 0)
+			break;
+		b.n += k;
+	}
+	if (ferror(f) || b.n == 0)
+		die("%s: unreadable or empty", path);
+	fclose(f);
+	return b;
+}
+
+/* Read exactly n bytes into buf: n, 0 at an EOF before the first byte, or
+ * -1 (errno, or EPIPE for an EOF inside). */
+static ssize_t
+recv_exact(int fd, uint8_t *buf, size_t n)
+{
+	size_t got = 0;
+
+	while (got < n) {
+		ssize_t r = recv(fd, buf + got, n - got, 0);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r == 0 && got == 0)
+			return 0;
+		if (r <= 0) {
+			if (r == 0)
+				errno = EPIPE;
+			return -1;
+		}
+		got += (size_t)r;
+	}
+	return (ssize_t)n;
+}
+
+static void *
+upstream_conn(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+	uint8_t *buf = malloc(post_req.n);
+	ssize_t r = 0;
+
+	while (buf != NULL && (r = recv_exact(fd, buf, post_req.n)) > 0) {
+		if (memcmp(buf, post_req.p, post_req.n) != 0) {
+			fprintf(stderr, "bench_v5: envoy-upstream: a request "
+			    "differs from the one expected\n");
+			break;
+		}
+		send_all(fd, post_ans.p, post_ans.n);
+	}
+	if (buf != NULL && r < 0)
+		fprintf(stderr, "bench_v5: envoy-upstream: %s\n", strerror(errno));
+	free(buf);
+	close(fd);
+	return NULL;
+}
+
+static int
+run_envoy_upstream(const char *req, const char *ans)
+{
+	post_req = load_file(req);
+	post_ans = load_file(ans);
+	return serve(upstream_conn);
+}
+
+struct post_job {
+	long port, n;
+	pthread_barrier_t *start;
+	double t_first, t_last;
+	uint32_t *lat;
+};
+
+static void *
+post_run(void *arg)
+{
+	struct post_job *j = arg;
+	uint8_t *buf = malloc(post_ans.n);
+	int fd = dial(j->port);
+
+	if (buf == NULL)
+		die("out of memory");
+	pthread_barrier_wait(j->start);
+	j->t_first = j->t_last = mono();
+	for (long i = 0; i < j->n; i++) {
+		double t0 = mono();
+		ssize_t r;
+
+		send_all(fd, post_req.p, post_req.n);
+		if ((r = recv_exact(fd, buf, post_ans.n)) <= 0)
+			die("envoy-post: POST %ld of %ld: %s", i + 1, j->n,
+			    r == 0 ? "EOF before the answer" : strerror(errno));
+		if (memcmp(buf, post_ans.p, post_ans.n) != 0)
+			die("envoy-post: an answer differs from the one expected");
+		j->t_last = mono();
+		j->lat[i] = (uint32_t)((j->t_last - t0) * 1e6);
+	}
+	if (shutdown(fd, SHUT_WR) != 0)
+		die("shutdown: %s", strerror(errno));
+	if (await_eof(fd) != 0)
+		die("envoy-post: bytes after the last answer");
+	close(fd);
+	free(buf);
+	return NULL;
+}
+
+static int
+run_envoy_post(long port, const char *req, const char *ans, long n,
+    long conns)
+{
+	struct post_job *jobs = calloc((size_t)conns, sizeof *jobs);
+	pthread_t *t = calloc((size_t)conns, sizeof *t);
+	uint32_t *lat = malloc((size_t)n * sizeof *lat);
+	pthread_barrier_t start;
+	double first = 0, last = 0;
+	long off = 0;
+
+	post_req = load_file(req);
+	post_ans = load_file(ans);
+	if (jobs == NULL || t == NULL || lat == NULL)
+		die("out of memory");
+	pthread_barrier_init(&start, NULL, (unsigned)conns);
+	for (long i = 0; i < conns; i++) {
+		jobs[i] = (struct post_job){port, n / conns + (i < n % conns),
+		    &start, 0, 0, lat + off};
+		off += jobs[i].n;
+		if (pthread_create(&t[i], NULL, post_run, &jobs[i]) != 0)
+			die("pthread_create");
+	}
+	for (long i = 0; i < conns; i++) {
+		pthread_join(t[i], NULL);
+		if (i == 0 || jobs[i].t_first < first)
+			first = jobs[i].t_first;
+		if (jobs[i].t_last > last)
+			last = jobs[i].t_last;
+	}
+	qsort(lat, (size_t)n, sizeof *lat, cmp_u32);
+	printf("{\"posts\": %ld, \"conns\": %ld, \"request_bytes\": %zu, "
+	    "\"answer_bytes\": %zu, \"t_first\": %.6f, \"t_last\": %.6f, "
+	    "\"secs\": %.6f, \"rate\": %.1f, \"p50\": %" PRIu32 ", \"p99\": %"
+	    PRIu32 ", \"max\": %" PRIu32 "}\n", n, conns, post_req.n, post_ans.n,
+	    first, last, last - first, (double)n / (last - first),
+	    pct(lat, (size_t)n, 50), pct(lat, (size_t)n, 99), lat[n - 1]);
+	free(jobs);
+	free(t);
+	free(lat);
+	return fflush(stdout) == 0 ? 0 : 1;
+}
+
 int
 main(int argc, char **argv)
 {
-	const char *mode, *fixtures = NULL;
+	const char *mode, *fixtures = NULL, *answer = NULL;
 	long port = -1, n = -1, conns = 1, burst = 64, warmup = 200, interval = 0;
 	double secs = 2.0;
 	bool all = false;
@@ -513,10 +704,11 @@ main(int argc, char **argv)
 		usage();
 	mode = argv[1];
 	optind = 2;
-	while ((ch = getopt(argc, argv, "p:f:t:n:c:b:w:i:l")) != -1) {
+	while ((ch = getopt(argc, argv, "p:f:r:t:n:c:b:w:i:l")) != -1) {
 		switch (ch) {
 		case 'p': port = strtol(optarg, NULL, 10); break;
 		case 'f': fixtures = optarg; break;
+		case 'r': answer = optarg; break;
 		case 't': secs = strtod(optarg, NULL); break;
 		case 'n': n = strtol(optarg, NULL, 10); break;
 		case 'c': conns = strtol(optarg, NULL, 10); break;
@@ -530,7 +722,10 @@ main(int argc, char **argv)
 	if (optind != argc)
 		usage();
 	if (strcmp(mode, "sink") == 0)
-		return run_sink();
+		return serve(sink_conn);
+	if (strcmp(mode, "envoy-upstream") == 0 && fixtures != NULL &&
+	    answer != NULL)
+		return run_envoy_upstream(fixtures, answer);
 	if (port <= 0 || port > 65535 || secs <= 0)
 		usage();
 	if (strcmp(mode, "stream") == 0 && fixtures != NULL)
@@ -540,5 +735,8 @@ main(int argc, char **argv)
 		return run_heartbeats(port, n, conns, burst);
 	if (strcmp(mode, "rtt") == 0 && warmup >= 0 && interval >= 0)
 		return run_rtt(port, secs, warmup, interval, all);
+	if (strcmp(mode, "envoy-post") == 0 && fixtures != NULL &&
+	    answer != NULL && n > 0 && conns >= 1 && conns <= 1000)
+		return run_envoy_post(port, fixtures, answer, n, conns);
 	usage();
 }
