@@ -22,6 +22,9 @@
 #include <expat.h>
 #include <zlib.h>
 
+#define ENVOY_STR_(x) #x
+#define ENVOY_STR(x) ENVOY_STR_(x)
+
 int
 envoy_inflate(const uint8_t *in, size_t n, size_t max, uint8_t **out,
     size_t *outlen, bool *over)
@@ -42,7 +45,8 @@ envoy_inflate(const uint8_t *in, size_t n, size_t max, uint8_t **out,
 		size_t room;
 
 		if (len == cap) {
-			size_t ncap = cap ? cap * 2 : (n < 4096 ? 4096 : n * 4);
+			size_t ncap = cap ? cap * 2 : n < 4096 ? 4096 :
+			    n > max / 4 ? max + 1 : n * 4;
 			uint8_t *nb;
 
 			if (cap >= max + 1) {
@@ -163,7 +167,9 @@ struct scan {
 	size_t ids_room;    /* the end of the last id " ..." can follow */
 	bool ids_cut;
 	int nids;
-	bool failed;
+	size_t elements;
+	bool failed;        /* not the root it must have */
+	const char *stop;   /* why else it stopped, or NULL */
 };
 
 static json_t *
@@ -210,6 +216,13 @@ on_start(void *arg, const XML_Char *name, const XML_Char **attr)
 	struct scan *sc = arg;
 
 	sc->depth++;
+	if (sc->stop != NULL)
+		return;
+	if (++sc->elements > ENVOY_ELEMENTS_MAX) {
+		sc->stop = "more than " ENVOY_STR(ENVOY_ELEMENTS_MAX) " elements";
+		XML_StopParser(sc->p, XML_FALSE);
+		return;
+	}
 	if (sc->depth == 1) {
 		if (strcmp(name, sc->root) != 0) {
 			sc->failed = true;
@@ -261,6 +274,18 @@ on_start(void *arg, const XML_Char *name, const XML_Char **attr)
 	}
 }
 
+/* A DTD could declare entities that expand a few bytes into gigabytes. */
+static void XMLCALL
+on_doctype(void *arg, const XML_Char *name, const XML_Char *sysid,
+    const XML_Char *pubid, int internal_subset)
+{
+	struct scan *sc = arg;
+
+	(void)name, (void)sysid, (void)pubid, (void)internal_subset;
+	sc->stop = "a DOCTYPE is not allowed";
+	XML_StopParser(sc->p, XML_FALSE);
+}
+
 static void XMLCALL
 on_end(void *arg, const XML_Char *name)
 {
@@ -308,9 +333,12 @@ scan_run(struct scan *sc, const char *xml, size_t n, char *err, size_t errlen)
 	XML_SetUserData(sc->p, sc);
 	XML_SetElementHandler(sc->p, on_start, on_end);
 	XML_SetCharacterDataHandler(sc->p, on_text);
+	XML_SetStartDoctypeDeclHandler(sc->p, on_doctype);
 	if (n <= INT32_MAX)
 		st = XML_Parse(sc->p, xml, (int)n, XML_TRUE);
-	if (sc->failed)
+	if (sc->stop != NULL)
+		snprintf(err, errlen, "%s", sc->stop);
+	else if (sc->failed)
 		snprintf(err, errlen, "not a %s", sc->root);
 	else if (n > INT32_MAX)
 		snprintf(err, errlen, "too big");
@@ -589,7 +617,7 @@ query_version(const char *target)
 	return NULL;
 }
 
-/* The reading's stats columns (ENVOY.md), when they are all integers. */
+/* The reading's stats columns (ENVOY.md), when the known ones are integers. */
 static void
 reading_columns(json_t *ev, const char *stats)
 {
@@ -610,14 +638,14 @@ reading_columns(json_t *ev, const char *stats)
 		char buf[32];
 		size_t len = strcspn(p, ",");
 
-		if (n == sizeof col / sizeof col[0] || len >= sizeof buf)
+		if (len >= sizeof buf)
 			return;
 		memcpy(buf, p, len);
 		buf[len] = '\0';
 		if (!parse_int(buf, &v[n++]))
 			return;
-		if (p[len] == '\0')
-			break;
+		if (p[len] == '\0' || n == sizeof col / sizeof col[0])
+			break; /* columns past the known ones: only in stats */
 		p += len + 1;
 	}
 	for (size_t i = 0; i < n; i++)

@@ -806,6 +806,12 @@ static const struct {
 	{"<perf_report><event id='1'/></perf_report><extra/>", "XML line"},
 	{"<perf_report_response status='success'/>", "not a perf_report"},
 	{"<reports><perf_report/></reports>", "not a perf_report"},
+	/* Entities could turn a few bytes into gigabytes: no DTD at all. */
+	{"<!DOCTYPE perf_report><perf_report/>", "a DOCTYPE is not allowed"},
+	{"<?xml version='1.0'?><!DOCTYPE r [<!ENTITY a 'aaaaaaaa'>"
+	    "<!ENTITY b '&a;&a;&a;&a;&a;&a;&a;&a;'>]><perf_report><event id='1'>"
+	    "<message_params>&b;</message_params></event></perf_report>",
+	    "a DOCTYPE is not allowed"},
 };
 
 /* Not well-formed, or not a perf_report: -1, a reason, no event. */
@@ -820,6 +826,73 @@ START_TEST(test_report_bad)
 	ck_assert_uint_eq(json_array_size(events), 0);
 	ck_assert_msg(strncmp(err, bad_reports[_i].err,
 	    strlen(bad_reports[_i].err)) == 0, "err: %s", err);
+	json_decref(events);
+}
+END_TEST
+
+/* A report of n elements in all: root, envoy, then intervals. */
+static char *
+report_of(size_t n, size_t *len)
+{
+	static const char head[] = "<perf_report><envoy serial_num='1'/>";
+	static const char item[] = "<interval/>";
+	size_t cap = sizeof head + n * (sizeof item - 1) + 32;
+	char *xml = malloc(cap), *p = xml;
+
+	ck_assert_ptr_nonnull(xml);
+	p += sprintf(p, "%s", head);
+	for (size_t i = 2; i < n; i++)
+		p += sprintf(p, "%s", item);
+	p += sprintf(p, "</perf_report>");
+	*len = (size_t)(p - xml);
+	return xml;
+}
+
+/*
+ * ENVOY_ELEMENTS_MAX elements are read; one more and the report is
+ * refused, so a small body cannot become millions of events.
+ */
+START_TEST(test_report_elements_limit)
+{
+	char err[256], *xml;
+	size_t n;
+	int r;
+	json_t *events;
+
+	xml = report_of(ENVOY_ELEMENTS_MAX, &n);
+	events = good_events(xml, n, NULL);
+	ck_assert_uint_eq(json_array_size(events), 1 + ENVOY_ELEMENTS_MAX - 2);
+	ck_assert_int_eq(int_of(json_array_get(events, 0), "count.intervals"),
+	    ENVOY_ELEMENTS_MAX - 2);
+	json_decref(events);
+	free(xml);
+
+	xml = report_of(ENVOY_ELEMENTS_MAX + 1, &n);
+	events = report_events(xml, n, NULL, &r, err, sizeof err);
+	ck_assert_int_eq(r, -1);
+	ck_assert_uint_eq(json_array_size(events), 0);
+	ck_assert_str_eq(err, "more than 20000 elements");
+	json_decref(events);
+	free(xml);
+}
+END_TEST
+
+/* Columns past the eight known ones stay in reading.stats only. */
+START_TEST(test_reading_more_columns)
+{
+	static const char xml[] =
+	    "<perf_report><envoy serial_num='1'/><reading eqid='2.1' "
+	    "stats='250102,59979,27782,7462,49,0,0,67535,12,x'/></perf_report>";
+	json_t *events = good_events(xml, sizeof xml - 1, NULL), *ev;
+
+	ck_assert_uint_eq(json_array_size(events), 2);
+	ev = json_array_get(events, 1);
+	ck_assert_double_eq_tol(real_of(ev, "reading.ac_v"), 250.102, 1e-9);
+	ck_assert_double_eq_tol(real_of(ev, "reading.dc_a"), 7.462, 1e-9);
+	ck_assert_int_eq(int_of(ev, "reading.energy_ws"), 67535);
+	ck_assert_str_eq(str_of(ev, "reading.stats"),
+	    "250102,59979,27782,7462,49,0,0,67535,12,x");
+	ck_assert_ptr_null(json_object_get(ev, "reading.column_9"));
 	json_decref(events);
 }
 END_TEST
@@ -923,6 +996,31 @@ START_TEST(test_response_ids_bad)
 	ck_assert_int_eq(envoy_response_ids(good, sizeof good - 1, buf,
 	    sizeof buf), 0);
 	ck_assert_str_eq(buf, "");
+}
+END_TEST
+
+/* An answer is held to the same bounds as a report. */
+START_TEST(test_response_ids_limits)
+{
+	static const char dtd[] = "<!DOCTYPE perf_report_response>"
+	    "<perf_report_response/>";
+	static const char item[] = "<event id='1'/>";
+	size_t cap = ENVOY_ELEMENTS_MAX * sizeof item + 64;
+	char buf[32], *xml = malloc(cap), *p = xml;
+
+	ck_assert_int_eq(envoy_response_ids(dtd, sizeof dtd - 1, buf,
+	    sizeof buf), -1);
+	ck_assert_ptr_nonnull(xml);
+	p += sprintf(p, "<perf_report_response>");
+	for (size_t i = 1; i < ENVOY_ELEMENTS_MAX; i++)
+		p += sprintf(p, "%s", item);
+	sprintf(p, "</perf_report_response>");
+	ck_assert_int_eq(envoy_response_ids(xml, strlen(xml), buf, sizeof buf),
+	    ENVOY_ELEMENTS_MAX - 1);
+	sprintf(p, "%s</perf_report_response>", item);
+	ck_assert_int_eq(envoy_response_ids(xml, strlen(xml), buf, sizeof buf),
+	    -1);
+	free(xml);
 }
 END_TEST
 
@@ -1095,12 +1193,15 @@ envoy_suite(void)
 	tcase_add_test(tc, test_report_no_time);
 	tcase_add_loop_test(tc, test_report_bad, 0, NELEM(bad_reports));
 	tcase_add_test(tc, test_report_cut);
+	tcase_add_test(tc, test_report_elements_limit);
+	tcase_add_test(tc, test_reading_more_columns);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("response");
 	tcase_add_test(tc, test_response_ids);
 	tcase_add_test(tc, test_response_ids_cut);
 	tcase_add_test(tc, test_response_ids_bad);
+	tcase_add_test(tc, test_response_ids_limits);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("spool");
