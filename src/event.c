@@ -23,7 +23,7 @@ event_ids_init(void)
 {
 	uint64_t r = 0;
 
-	if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r) {
+	if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r) {
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
 		r = (uint64_t)ts.tv_sec * 1000000007u ^ (uint64_t)ts.tv_nsec ^

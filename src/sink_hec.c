@@ -272,7 +272,7 @@ jitter(int64_t ms)
 {
 	uint32_t r = 0;
 
-	if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
+	if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r)
 		r = (uint32_t)clock_now_ms();
 	return ms / 2 + (int64_t)(r % (uint32_t)(ms / 2 + 1));
 }

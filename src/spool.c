@@ -21,7 +21,7 @@ spool_name(char *buf, size_t len, time_t when)
 	uint32_t r = 0;
 	char t[32];
 
-	if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
+	if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r)
 		r = (uint32_t)when ^ (uint32_t)getpid() << 16 ^ (uint32_t)(uintptr_t)buf;
 	localtime_r(&when, &tm);
 	strftime(t, sizeof t, "%Y-%m-%dT%H:%M:%S", &tm);
