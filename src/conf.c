@@ -108,7 +108,7 @@ static const struct key keys[] = {
 	{S_LISTENER, "tz_offset", T_TZ, L(tz_offset), "auto", 0, 0, NULL, NULL},
 	{S_LISTENER, "capture_dir", T_STR, L(capture_dir), NULL, 0, 0, NULL, NULL},
 	{S_LISTENER, "spool_dir", T_NONEMPTY, L(spool_dir), "/var/spool/envoy", 0, 0, NULL, NULL},
-	{S_LISTENER, "max_body", T_SIZE, L(max_body), "8M", KI(1), GI(1), NULL, NULL},
+	{S_LISTENER, "max_body", T_SIZE, L(max_body), "8M", KI(1), MI(64), NULL, NULL},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 

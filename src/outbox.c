@@ -8,8 +8,9 @@
  * once and, outside the lock, serialises each event and appends it to the
  * journal, which the sinks read at their own pace.  A pump hands over a
  * Solarman frame as bytes: building its JSON is the writer's work, so the
- * relay pays only for a copy; an Envoy exchange comes as a job that the writer
-runs (inflate, parse, spool files), bounded in bytes.  It also wakes up when
+ * relay pays only for a copy; an Envoy message comes as a job that the writer
+ * runs (inflate, parse, spool files), in at most half the ring and bounded
+ * in bytes, so they can never crowd the events out.  It also wakes up when
  * the journal's next fsync is due.
  */
 #include "outbox.h"
@@ -27,7 +28,9 @@ runs (inflate, parse, spool files), bounded in bytes.  It also wakes up when
 
 #define OUTBOX_CAP 4096
 #define WRITER_BATCH 256
-#define JOB_BYTES_MAX (64 * 1024 * 1024) /* held by queued jobs */
+#define JOBS_MAX (OUTBOX_CAP / 2) /* queued jobs: events keep the rest */
+/* What queued jobs hold: two messages of the largest max_body, and more. */
+#define JOB_BYTES_MAX (160 * 1024 * 1024)
 
 /* An event, a Solarman frame whose event the writer builds, or a job. */
 struct item {
@@ -45,7 +48,7 @@ struct item {
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake;
 static struct item ring[OUTBOX_CAP];
-static size_t head, count, job_bytes;
+static size_t head, count, jobs, job_bytes;
 static uint64_t dropped, dropped_logged;
 static bool stopping, running;
 static pthread_t writer;
@@ -57,15 +60,16 @@ enqueue(const struct item *it)
 	bool stored;
 
 	pthread_mutex_lock(&lock);
-	stored = count < OUTBOX_CAP && running &&
-	    job_bytes + it->job_bytes <= JOB_BYTES_MAX;
+	stored = count < OUTBOX_CAP && running && (it->run == NULL ||
+	    (jobs < JOBS_MAX && job_bytes + it->job_bytes <= JOB_BYTES_MAX));
 	if (stored) {
 		ring[(head + count) % OUTBOX_CAP] = *it;
 		count++;
+		jobs += it->run != NULL;
 		job_bytes += it->job_bytes;
 		pthread_cond_signal(&wake);
-	} else {
-		dropped++;
+	} else if (it->run == NULL) {
+		dropped++; /* a job's caller says what it lost */
 	}
 	pthread_mutex_unlock(&lock);
 	return stored;
@@ -160,6 +164,7 @@ writer_run(void *arg)
 			clock_cond_wait(&wake, &lock, due);
 		while (count > 0 && n < WRITER_BATCH) {
 			batch[n] = ring[head];
+			jobs -= batch[n].run != NULL;
 			job_bytes -= batch[n++].job_bytes;
 			head = (head + 1) % OUTBOX_CAP;
 			count--;

@@ -25,8 +25,9 @@ void outbox_put_frame(const uint8_t *frame, size_t len,
 /*
  * Work for the writer thread, off the relay path: run(job) makes its
  * events with outbox_emit() and frees job.  bytes is what job holds,
- * counted against a bound on all queued jobs.  Never waits: false when the
- * job was dropped (counted and logged); the caller then frees it.
+ * counted against a bound on all queued jobs, which take at most half the
+ * queue.  Never waits: false when the job was dropped; the caller then logs
+ * it and frees it.
  */
 bool outbox_put_job(void (*run)(void *job), void *job, size_t bytes);
 /* From a job only: journal ev (ownership passes) with its record time. */
