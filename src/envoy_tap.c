@@ -151,6 +151,25 @@ spool(const struct job *j, const char *suffix, const void *p, size_t n)
 		    j->name, suffix);
 }
 
+/* A report that makes no readings: a warning and an undecodable event. */
+static void
+bad_report(const struct job *j, const char *err)
+{
+	struct event_meta meta = j->meta;
+	json_t *ev;
+
+	log_warnx("conn %" PRIu64 " [%s]: report %s not decoded (%s)",
+	    j->meta.conn_id, j->lc->name, j->name, err);
+	event_id_new(&meta);
+	if ((ev = event_new("undecodable", &meta)) != NULL) {
+		json_object_set_new(ev, "protocol", json_string("envoy"));
+		json_object_set_new(ev, "reason", json_string("bad-report"));
+		json_object_set_new(ev, "error", json_string(err));
+		json_object_set_new(ev, "spool.name", json_string(j->name));
+		outbox_emit(ev, meta.received_ms);
+	}
+}
+
 /* A performance_report's form data: its .xml file and its events. */
 static void
 report(struct job *j, const uint8_t *form, size_t n)
@@ -163,28 +182,15 @@ report(struct job *j, const uint8_t *form, size_t n)
 	int k;
 
 	if (envoy_form_field(form, n, "body", &xml, &len) != 0) {
-		log_warnx("conn %" PRIu64 " [%s]: performance_report %s without "
-		    "a body field: not decoded", j->meta.conn_id, j->lc->name,
-		    j->name);
+		bad_report(j, "no body field");
 		return;
 	}
 	spool(j, "xml", xml, len);
 	k = envoy_report_events((const char *)xml, len, &ctx, emit, NULL, err,
 	    sizeof err);
-	if (k < 0) {
-		json_t *ev;
-
-		log_warnx("conn %" PRIu64 " [%s]: report %s.xml not decoded (%s)",
-		    j->meta.conn_id, j->lc->name, j->name, err);
-		event_id_new(&ctx.meta);
-		if ((ev = event_new("undecodable", &ctx.meta)) != NULL) {
-			json_object_set_new(ev, "protocol", json_string("envoy"));
-			json_object_set_new(ev, "reason", json_string("bad-report"));
-			json_object_set_new(ev, "error", json_string(err));
-			json_object_set_new(ev, "spool.name", json_string(j->name));
-			outbox_emit(ev, ctx.meta.received_ms);
-		}
-	} else
+	if (k < 0)
+		bad_report(j, err);
+	else
 		log_info("conn %" PRIu64 " [%s]: report %s: %d event(s)",
 		    j->meta.conn_id, j->lc->name, j->name, k);
 	free(xml);
@@ -210,7 +216,8 @@ job_run(void *arg)
 	uint8_t *inflated = NULL, *text = NULL;
 	size_t text_len = 0, out_len;
 	char *b64 = NULL, *out;
-	bool over = false;
+	const char *why = NULL; /* the body is spooled in base64 because */
+	bool over = false, is_rep = !j->response && is_report(j->target);
 
 	if (j->body_len > 0 && j->content_type != NULL &&
 	    strcasestr(j->content_type, "deflate") != NULL) {
@@ -218,14 +225,18 @@ job_run(void *arg)
 		    &inflated, &text_len, &over) == 0)
 			text = inflated;
 		else
-			log_warnx("conn %" PRIu64 " [%s] %s: %s %s: body %s; "
-			    "spooled as base64", j->meta.conn_id, j->lc->name,
-			    dir_name[j->response], j->response ? "response" :
-			    "request", j->name, over ? "inflates to more than "
-			    "max_body" : "does not inflate");
+			why = over ? "body inflates to more than max_body; "
+			    "spooled as base64" : "body does not inflate; "
+			    "spooled as base64";
+		if (why != NULL && !is_rep)
+			log_warnx("conn %" PRIu64 " [%s] %s: %s %s: %s",
+			    j->meta.conn_id, j->lc->name, dir_name[j->response],
+			    j->response ? "response" : "request", j->name, why);
 	} else if (j->body_len > 0 && is_text(j->content_type)) {
 		text = j->body;
 		text_len = j->body_len;
+	} else if (j->body_len > 0) {
+		why = "body is not text; spooled as base64";
 	}
 	if (text == NULL && j->body_len > 0 &&
 	    (b64 = base64_lines(j->body, j->body_len, &text_len)) == NULL)
@@ -240,8 +251,10 @@ job_run(void *arg)
 		spool(j, j->response ? "response" : "request", out, out_len);
 		free(out);
 	}
-	if (text != NULL && !j->response && is_report(j->target))
+	if (is_rep && text != NULL)
 		report(j, text, text_len);
+	else if (is_rep)
+		bad_report(j, why != NULL ? why : "no body");
 	else if (text != NULL && j->response)
 		acknowledged(j, text, text_len);
 	free(inflated);

@@ -634,10 +634,11 @@ class TestHttp(EnvoyTest):
         self.assertTrue(files[base]["response"].startswith(b"HTTP/1.1 200 OK\n"))
         self.check_ack(d, cid, report.event_ids)
 
-    def over_max_body(self, q):
+    def over_max_body(self, q, why=None):
         """q sent on a connection of a daemon with max_body 64K, then a good
-        report on another: q relayed exactly, no event, one warning; the
-        files of q returned ({suffix: bytes}, maybe empty)."""
+        report on another: q relayed exactly, no event (but an undecodable
+        one with error why, if given), one warning; the files of q returned
+        ({suffix: bytes}, maybe empty)."""
         report = ep.fixture_460()
         good = ep.perf_request(report)
         enphase, d = self.start(ep.Enphase(), "envoy.max_body=64K")
@@ -651,8 +652,11 @@ class TestHttp(EnvoyTest):
         ucs = enphase.wait(2)
         for c, uc in zip(clients, ucs):
             self.check_relay(c, uc)
-        evs = self.wait_events(7, 2)
+        evs = self.wait_events(7, 2, 1 if why else 0)
         bad, mine = self.conn_events(evs, clients[0].peer)
+        self.assertEqual([(e["conn.id"], e["reason"], e["error"]) for e in evs
+                          if e["type"] == "undecodable"],
+                         [(bad, "bad-report", why)] if why else [])
         self.assertEqual(mine, [], "events from a message over max_body")
         cid, mine = self.conn_events(evs, clients[1].peer)
         (group,) = self.by_report(mine)
@@ -686,16 +690,15 @@ class TestHttp(EnvoyTest):
         self.assertEqual(spooled, [])
 
     def test_body_over_max_body_once_inflated(self):
-        # A few KB on the wire, 2 MB once inflated, max_body 64K.
-        # envoy-design.md says "no spool file for that message"; the man
-        # page on main (deye-mitm.conf.5, max_body) says it is spooled with
-        # its body as received, in base64, and makes no event: the man page
-        # is the later word, tested here.
+        # A few KB on the wire, 2 MB once inflated, max_body 64K: spooled
+        # with its body as received, in base64, and an undecodable event
+        # says why there are no readings (deye-mitm.conf.5, max_body).
         report = ep.fixture_460()
         bomb = ep.request(ep.PERF_TARGET % "4.6.0",
                           ep.form_body(report.xml) + b"&pad=" + b"A" * 2_000_000)
         self.assertLess(len(bomb.body), 16 * 1024)
-        uc, spooled = self.over_max_body(bomb)
+        uc, spooled = self.over_max_body(
+            bomb, "body inflates to more than max_body; spooled as base64")
         (f,) = spooled
         self.assertEqual(f["request"],
                          ep.spool_head(bomb) + base64.encodebytes(bomb.body))
@@ -929,9 +932,64 @@ class TestHttp(EnvoyTest):
             name = ev["spool.name"]
             self.assertIn(name, files)
             self.check_spool(files[name], q, resp, ep.Report(x, {}, None, []))
-            d.wait_log(r"conn %d \[envoy\]: report %s\.xml not decoded \(.+\)"
+            d.wait_log(r"conn %d \[envoy\]: report %s not decoded \(.+\)"
                        % (cid, re.escape(name)))
         self.assertEqual(len({e["spool.name"] for e in und} | {base}), 3)
+        self.check_report_log(d, cid, base, 7)
+
+    def test_report_that_cannot_be_read(self):
+        # Each of these makes an undecodable bad-report event naming why,
+        # and its request file; a report with a DOCTYPE (entities) or
+        # more elements than a real one is refused before it costs memory.
+        # The good report after them is decoded.
+        target = ep.PERF_TARGET % "4.6.0"
+        bomb = (b"<?xml version='1.0'?><!DOCTYPE r [<!ENTITY a '" +
+                b"a" * 1000 + b"'>" + b"".join(
+                    b"<!ENTITY a%d '%s'>" % (i + 1, (b"&a%d;" % i if i else
+                                                     b"&a;") * 10)
+                    for i in range(6)) +
+                b"]><perf_report><envoy serial_num='1'/><event id='1'>"
+                b"<message_params>&a6;</message_params></event></perf_report>")
+        many = (b"<perf_report><envoy serial_num='1'/>" +
+                b"<interval/>" * 20000 + b"</perf_report>")
+        cases = [
+            (ep.request(target, b"\x78\x9c" + b"\x00" * 40, deflate=False,
+                        connection="keep-alive"),
+             "body does not inflate; spooled as base64"),
+            (ep.request(target, b"report=1&other=2", connection="keep-alive"),
+             "no body field"),
+            (ep.request(target, ep.form_body(bomb), connection="keep-alive"),
+             "a DOCTYPE is not allowed"),
+            (ep.request(target, ep.form_body(many), connection="keep-alive"),
+             "more than 20000 elements"),
+        ]
+        report = ep.fixture_460()
+        reqs = [q for q, _ in cases] + [ep.perf_request(report)]
+        enphase, d = self.start()
+        c = self.client(d)
+        for q in reqs:
+            self.assertEqual(c.exchange(q).status, 200)
+        c.finish()
+        (uc,) = enphase.wait(1)
+        self.check_relay(c, uc)
+        evs = self.wait_events(7, 1, len(cases))
+        cid, mine = self.conn_events(evs, c.peer)
+        (group,) = self.by_report(mine)
+        base = self.check_report(group, report, reqs[-1].target, cid, c.peer)
+        # Request and response each, and .xml for the two with a body field.
+        files = self.wait_spool(2 * len(reqs) + 3)
+        und = [e for e in evs if e["type"] == "undecodable"]
+        self.assertEqual([e["error"] for e in und], [w for _, w in cases])
+        for ev, (q, _) in zip(und, cases):
+            self.assertEqual((ev["listener"], ev["conn.id"], ev["direction"],
+                              ev["protocol"], ev["reason"]),
+                             ("envoy", cid, "up", "envoy", "bad-report"))
+            self.assertIn(ev["spool.name"], files)
+            self.assertIn("request", files[ev["spool.name"]])
+            d.wait_log(r"conn %d \[envoy\]: report %s not decoded \(%s\)"
+                       % (cid, re.escape(ev["spool.name"]),
+                          re.escape(ev["error"])))
+        self.assertEqual(files[und[2]["spool.name"]]["xml"], bomb)
         self.check_report_log(d, cid, base, 7)
 
     def test_task_complete_and_other_bodies(self):
