@@ -45,6 +45,7 @@ struct exchange {
 struct envoy_tap;
 
 #define FIRST_BYTES 64
+#define EXCHANGES_MAX 64 /* names kept for the side that is behind */
 
 struct envoy_dir {
 	struct envoy_tap *e;
@@ -62,7 +63,8 @@ struct envoy_tap {
 	char name[SPOOL_NAME_MAX]; /* of the request being read (up only) */
 	uint64_t count[2];         /* requests, final responses begun */
 	pthread_mutex_t lock;      /* for the list */
-	struct exchange *exchanges;
+	struct exchange *exchanges; /* newest first */
+	size_t nexchanges;
 	uint64_t skipped[2];       /* messages over max_body */
 };
 
@@ -330,21 +332,35 @@ capture(struct envoy_tap *e, int dir, struct http_msg *m, const char *name)
 	}
 }
 
-/* The n-th exchange, made when missing; under the lock. */
+/*
+ * The n-th exchange, made when missing; under the lock.  When one side is
+ * far ahead (a peer that never answers, or whose HTTP stopped parsing),
+ * the oldest names are forgotten: their other side gets a name of its own.
+ */
 static struct exchange *
 exchange_get(struct envoy_tap *e, uint64_t n, bool make)
 {
-	struct exchange *x;
+	struct exchange *x, **pp;
 
 	for (x = e->exchanges; x != NULL; x = x->next)
 		if (x->n == n)
 			return x;
-	if (!make || (x = calloc(1, sizeof *x)) == NULL)
+	if (!make)
+		return NULL;
+	if (e->nexchanges == EXCHANGES_MAX) {
+		for (pp = &e->exchanges; (*pp)->next != NULL; pp = &(*pp)->next)
+			;
+		free(*pp);
+		*pp = NULL;
+		e->nexchanges--;
+	}
+	if ((x = calloc(1, sizeof *x)) == NULL)
 		return NULL;
 	x->n = n;
 	spool_name(x->name, sizeof x->name, time(NULL));
 	x->next = e->exchanges;
 	e->exchanges = x;
+	e->nexchanges++;
 	return x;
 }
 
@@ -367,6 +383,7 @@ exchange_take(struct envoy_tap *e, uint64_t n, char *name, bool head)
 			;
 		*pp = x->next;
 		free(x);
+		e->nexchanges--;
 	}
 	pthread_mutex_unlock(&e->lock);
 }
