@@ -840,10 +840,10 @@ report_of(size_t n, size_t *len)
 	char *xml = malloc(cap), *p = xml;
 
 	ck_assert_ptr_nonnull(xml);
-	p += sprintf(p, "%s", head);
+	p = stpcpy(p, head);
 	for (size_t i = 2; i < n; i++)
-		p += sprintf(p, "%s", item);
-	p += sprintf(p, "</perf_report>");
+		p = stpcpy(p, item);
+	p = stpcpy(p, "</perf_report>");
 	*len = (size_t)(p - xml);
 	return xml;
 }
@@ -1005,22 +1005,20 @@ START_TEST(test_response_ids_limits)
 	static const char dtd[] = "<!DOCTYPE perf_report_response>"
 	    "<perf_report_response/>";
 	static const char item[] = "<event id='1'/>";
-	size_t cap = ENVOY_ELEMENTS_MAX * sizeof item + 64;
-	char buf[32], *xml = malloc(cap), *p = xml;
+	static char xml[(ENVOY_ELEMENTS_MAX + 2) * sizeof item];
+	char buf[32], *p = xml;
 
 	ck_assert_int_eq(envoy_response_ids(dtd, sizeof dtd - 1, buf,
 	    sizeof buf), -1);
-	ck_assert_ptr_nonnull(xml);
-	p += sprintf(p, "<perf_report_response>");
+	p = stpcpy(p, "<perf_report_response>");
 	for (size_t i = 1; i < ENVOY_ELEMENTS_MAX; i++)
-		p += sprintf(p, "%s", item);
-	sprintf(p, "</perf_report_response>");
+		p = stpcpy(p, item);
+	strcpy(p, "</perf_report_response>");
 	ck_assert_int_eq(envoy_response_ids(xml, strlen(xml), buf, sizeof buf),
 	    ENVOY_ELEMENTS_MAX - 1);
-	sprintf(p, "%s</perf_report_response>", item);
+	strcpy(stpcpy(p, item), "</perf_report_response>");
 	ck_assert_int_eq(envoy_response_ids(xml, strlen(xml), buf, sizeof buf),
 	    -1);
-	free(xml);
 }
 END_TEST
 
