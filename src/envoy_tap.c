@@ -66,6 +66,7 @@ struct envoy_tap {
 	struct exchange *exchanges; /* newest first */
 	size_t nexchanges;
 	uint64_t skipped[2];       /* messages over max_body */
+	uint64_t lost[2];          /* messages the queue had no room for */
 };
 
 /* A whole message, for the writer thread. */
@@ -326,8 +327,10 @@ capture(struct envoy_tap *e, int dir, struct http_msg *m, const char *name)
 		return;
 	}
 	if (!outbox_put_job(job_run, j, j->body_len + j->head_len)) {
-		log_warnx("conn %" PRIu64 " [%s]: events queue full, %s not "
-		    "captured", e->conn_id, e->lc->name, name);
+		if (e->lost[dir]++ == 0)
+			log_warnx("conn %" PRIu64 " [%s] %s: events queue full, "
+			    "%s not captured (the next ones are counted)",
+			    e->conn_id, e->lc->name, dir_name[dir], name);
 		job_free(j);
 	}
 }
@@ -502,11 +505,12 @@ envoy_tap_close(struct envoy_tap *e)
 		http_stream_finish(&e->d[i].s, &h);
 		for (int k = 0; k < HTTP_ERRORS; k++)
 			errors += e->d[i].s.errors[k];
-		if (errors > 0 || e->skipped[i] > 0)
+		if (errors > 0 || e->skipped[i] > 0 || e->lost[i] > 0)
 			log_info("conn %" PRIu64 " [%s] %s: %" PRIu64 " HTTP "
 			    "message(s), %" PRIu64 " malformed, %" PRIu64 " over "
-			    "max_body", e->conn_id, e->lc->name, dir_name[i],
-			    e->d[i].s.messages, errors, e->skipped[i]);
+			    "max_body, %" PRIu64 " not captured (queue full)",
+			    e->conn_id, e->lc->name, dir_name[i],
+			    e->d[i].s.messages, errors, e->skipped[i], e->lost[i]);
 		http_stream_free(&e->d[i].s);
 	}
 	while (e->exchanges != NULL) {
