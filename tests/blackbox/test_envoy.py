@@ -899,16 +899,14 @@ class TestHttp(EnvoyTest):
         self.assertEqual(len(re.findall(r"malformed HTTP \(bad start line\) "
                                         r"at byte \d+", d.log())), 2, d.log())
 
-    def test_report_that_does_not_parse(self):
-        # Not well-formed, and well-formed but not a perf_report: logged,
-        # an undecodable event each, the files still written; the next
-        # report on the connection is decoded.
+    def bad_reports_then_good(self, bad):
+        """The requests bad, then the 4.6.0 report, on one keep-alive
+        connection: relayed exactly, the report decoded, one undecodable
+        bad-report event per bad request in order (checked against its
+        conn.id, direction and protocol).  Returns (daemon, conn.id, the
+        requests, upstream conn, the undecodable events, report base)."""
         report = ep.fixture_460()
-        broken = report.xml[:-40]
-        other = b'<?xml version="1.0"?>\n<perf_report_response status="x"/>\n'
-        reqs = [ep.request(ep.PERF_TARGET % "4.6.0", ep.form_body(x),
-                           connection="keep-alive") for x in (broken, other)]
-        reqs.append(ep.perf_request(report))
+        reqs = list(bad) + [ep.perf_request(report)]
         enphase, d = self.start()
         c = self.client(d)
         for q in reqs:
@@ -916,26 +914,40 @@ class TestHttp(EnvoyTest):
         c.finish()
         (uc,) = enphase.wait(1)
         self.check_relay(c, uc)
-        evs = self.wait_events(7, 1, 2)
+        evs = self.wait_events(7, 1, len(bad))
         cid, mine = self.conn_events(evs, c.peer)
         (group,) = self.by_report(mine)
-        base = self.check_report(group, report, reqs[2].target, cid, c.peer)
-        files = self.wait_spool(9)
-        self.check_spool(files[base], reqs[2], uc.responses[2], report)
+        base = self.check_report(group, report, reqs[-1].target, cid, c.peer)
         und = [e for e in evs if e["type"] == "undecodable"]
-        self.assertEqual(len(und), 2)
-        for ev, q, x, resp in zip(und, reqs, (broken, other), uc.responses):
+        for ev in und:
             self.assertEqual((ev["listener"], ev["conn.id"], ev["conn.peer"],
                               ev["direction"], ev["protocol"], ev["reason"]),
                              ("envoy", cid, c.peer, "up", "envoy", "bad-report"))
+            d.wait_log(r"conn %d \[envoy\]: report %s not decoded \(%s\)"
+                       % (cid, re.escape(ev["spool.name"]),
+                          re.escape(ev["error"])))
+        self.check_report_log(d, cid, base, 7)
+        return d, cid, reqs, uc, und, base
+
+    def test_report_that_does_not_parse(self):
+        # Not well-formed, and well-formed but not a perf_report: logged,
+        # an undecodable event each, the files still written; the next
+        # report on the connection is decoded.
+        report = ep.fixture_460()
+        broken = report.xml[:-40]
+        other = b'<?xml version="1.0"?>\n<perf_report_response status="x"/>\n'
+        bad = [ep.request(ep.PERF_TARGET % "4.6.0", ep.form_body(x),
+                          connection="keep-alive") for x in (broken, other)]
+        d, cid, reqs, uc, und, base = self.bad_reports_then_good(bad)
+        files = self.wait_spool(9)
+        self.check_spool(files[base], reqs[2], uc.responses[2], report)
+        self.assertEqual(len(und), 2)
+        for ev, q, x, resp in zip(und, reqs, (broken, other), uc.responses):
             self.assertIsInstance(ev["error"], str)
             name = ev["spool.name"]
             self.assertIn(name, files)
             self.check_spool(files[name], q, resp, ep.Report(x, {}, None, []))
-            d.wait_log(r"conn %d \[envoy\]: report %s not decoded \(.+\)"
-                       % (cid, re.escape(name)))
         self.assertEqual(len({e["spool.name"] for e in und} | {base}), 3)
-        self.check_report_log(d, cid, base, 7)
 
     def test_report_that_cannot_be_read(self):
         # Each of these makes an undecodable bad-report event naming why,
@@ -963,34 +975,14 @@ class TestHttp(EnvoyTest):
             (ep.request(target, ep.form_body(many), connection="keep-alive"),
              "more than 20000 elements"),
         ]
-        report = ep.fixture_460()
-        reqs = [q for q, _ in cases] + [ep.perf_request(report)]
-        enphase, d = self.start()
-        c = self.client(d)
-        for q in reqs:
-            self.assertEqual(c.exchange(q).status, 200)
-        c.finish()
-        (uc,) = enphase.wait(1)
-        self.check_relay(c, uc)
-        evs = self.wait_events(7, 1, len(cases))
-        cid, mine = self.conn_events(evs, c.peer)
-        (group,) = self.by_report(mine)
-        base = self.check_report(group, report, reqs[-1].target, cid, c.peer)
+        d, cid, reqs, uc, und, base = self.bad_reports_then_good(
+            [q for q, _ in cases])
         # Request and response each, and .xml for the two with a body field.
         files = self.wait_spool(2 * len(reqs) + 3)
-        und = [e for e in evs if e["type"] == "undecodable"]
         self.assertEqual([e["error"] for e in und], [w for _, w in cases])
-        for ev, (q, _) in zip(und, cases):
-            self.assertEqual((ev["listener"], ev["conn.id"], ev["direction"],
-                              ev["protocol"], ev["reason"]),
-                             ("envoy", cid, "up", "envoy", "bad-report"))
-            self.assertIn(ev["spool.name"], files)
+        for ev in und:
             self.assertIn("request", files[ev["spool.name"]])
-            d.wait_log(r"conn %d \[envoy\]: report %s not decoded \(%s\)"
-                       % (cid, re.escape(ev["spool.name"]),
-                          re.escape(ev["error"])))
         self.assertEqual(files[und[2]["spool.name"]]["xml"], bomb)
-        self.check_report_log(d, cid, base, 7)
 
     def test_task_complete_and_other_bodies(self):
         rnd = random.Random(12)
