@@ -5,7 +5,8 @@
 #   make check                build and run every test
 #   make SANITIZE=address,undefined check
 #   make SANITIZE=thread check
-#   make fuzz FUZZ_TIME=900   libFuzzer (clang) on a copy of the corpus
+#   make fuzz FUZZ_TIME=900   libFuzzer (clang) on a copy of each corpus
+#                             (FUZZ_TARGET=envoy: one harness)
 #   make bench                relay benchmark against socat, decoders, Envoy, HEC
 #   make install PREFIX=/usr/local DESTDIR=
 
@@ -51,12 +52,12 @@ UNIT_OBJ = $(UNIT_SRC:tests/unit/%.c=$(B)/unit/%.o)
 TOOL_SRC = $(wildcard tests/tools/*.c)
 TOOLS    = $(TOOL_SRC:tests/tools/%.c=$(B)/tools/%)
 
-# The fuzz harness, replayed over its corpus and regressions by `make check`
-# (built like the unit tests), and built with clang and libFuzzer by
-# `make fuzz` in a tree of its own.
-FUZZ_DIRS   = tests/fuzz/corpus/solarman tests/fuzz/regress
-REPLAY_OBJ  = $(B)/fuzz/replay.o $(B)/fuzz/fuzz_solarman.o
-REPLAY      = $(B)/fuzz/replay
+# The fuzz harnesses, each replayed over its corpus and regressions by
+# `make check` (built like the unit tests), and built with clang and
+# libFuzzer by `make fuzz` in a tree of its own.
+FUZZ_HARNESSES = solarman envoy
+FUZZ_TARGET ?= $(FUZZ_HARNESSES)
+REPLAYS     = $(FUZZ_HARNESSES:%=$(B)/fuzz/replay-%)
 FUZZ_CC     = clang
 FUZZ_B      = build/fuzz
 FUZZ_TIME  ?= 60
@@ -64,11 +65,14 @@ FUZZ_OPT   ?= -O1 -g
 FUZZ_ARGS  ?=
 FUZZ_SAN    = -fsanitize=fuzzer,address,undefined \
               -fno-sanitize-recover=undefined -fno-omit-frame-pointer
-FUZZ_CFLAGS = $(WARN) $(DEFS) $(shell $(PKG_CONFIG) --cflags jansson) \
-              $(FUZZ_SAN) $(FUZZ_OPT) -MMD -MP
-FUZZ_LIBS  := $(shell $(PKG_CONFIG) --libs jansson) -lm
-FUZZ_OBJ    = $(FUZZ_B)/solarman.o $(FUZZ_B)/solarman_event.o \
-              $(FUZZ_B)/event.o $(FUZZ_B)/fuzz_solarman.o
+FUZZ_CFLAGS = $(WARN) $(DEFS) $(DEPS_CFLAGS) $(FUZZ_SAN) $(FUZZ_OPT) -MMD -MP
+# What each harness links besides itself.
+FUZZ_SRC_solarman = solarman solarman_event event
+FUZZ_SRC_envoy    = http envoy event
+# -max_len: room for two Solarman frames of the largest size; for the Envoy,
+# a report POST and its answer.
+FUZZ_LEN_solarman = 8193
+FUZZ_LEN_envoy    = 65536
 
 .PHONY: all check unit blackbox fuzz-replay fuzz bench install uninstall \
         clean
@@ -93,17 +97,19 @@ $(B)/tools/%: tests/tools/%.c | $(B)/tools
 $(B)/fuzz/%.o: tests/fuzz/%.c | $(B)/fuzz
 	$(CC) $(ALL_CFLAGS) -Isrc -c -o $@ $<
 
-$(REPLAY): $(REPLAY_OBJ) $(LIB_OBJ)
+$(B)/fuzz/replay-%: $(B)/fuzz/replay.o $(B)/fuzz/fuzz_%.o $(LIB_OBJ)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(DEPS_LIBS)
 
 $(FUZZ_B)/%.o: src/%.c | $(FUZZ_B)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
 
-$(FUZZ_B)/fuzz_solarman.o: tests/fuzz/fuzz_solarman.c | $(FUZZ_B)
+$(FUZZ_B)/fuzz_%.o: tests/fuzz/fuzz_%.c | $(FUZZ_B)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -Isrc -c -o $@ $<
 
-$(FUZZ_B)/fuzz_solarman: $(FUZZ_OBJ)
-	$(FUZZ_CC) $(FUZZ_SAN) -o $@ $^ $(FUZZ_LIBS)
+$(FUZZ_B)/fuzz-solarman: $(FUZZ_SRC_solarman:%=$(FUZZ_B)/%.o)
+$(FUZZ_B)/fuzz-envoy: $(FUZZ_SRC_envoy:%=$(FUZZ_B)/%.o)
+$(FUZZ_B)/fuzz-%: $(FUZZ_B)/fuzz_%.o
+	$(FUZZ_CC) $(FUZZ_SAN) -o $@ $^ $(DEPS_LIBS)
 
 # The decoder benchmark links the daemon's objects, like the unit tests.
 $(B)/bench-decoder: tests/bench/bench_decoder.c $(LIB_OBJ) | $(B)
@@ -118,18 +124,26 @@ unit: $(B)/unit-tests
 	cd tests && ../$(B)/unit-tests
 
 # UBSan only prints unless told to stop: a report must fail the replay.
-fuzz-replay: $(REPLAY)
-	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 $(REPLAY) $(FUZZ_DIRS)
+fuzz-replay: $(REPLAYS)
+	for h in $(FUZZ_HARNESSES); do \
+	    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	    $(B)/fuzz/replay-$$h tests/fuzz/corpus/$$h tests/fuzz/regress/$$h \
+	    || exit 1; \
+	done
 
-# New corpus entries go to build/fuzz/corpus, crashes to build/fuzz/artifacts;
-# the repository's corpus is only read.  -max_len: room for two frames of
-# the largest size, so a long candidate can cover real frames and more.
-fuzz: $(FUZZ_B)/fuzz_solarman
-	mkdir -p $(FUZZ_B)/corpus $(FUZZ_B)/artifacts
-	find $(FUZZ_DIRS) -type f ! -name '.*' -exec cp {} $(FUZZ_B)/corpus/ \;
-	$(FUZZ_B)/fuzz_solarman -max_total_time=$(FUZZ_TIME) -max_len=8193 \
-	    -dict=tests/fuzz/solarman.dict -print_final_stats=1 \
-	    -artifact_prefix=$(FUZZ_B)/artifacts/ $(FUZZ_ARGS) $(FUZZ_B)/corpus
+# Each harness in FUZZ_TARGET for FUZZ_TIME seconds.  New corpus entries go
+# to build/fuzz/corpus-<harness>, crashes to build/fuzz/artifacts; the
+# repository's corpus is only read.
+fuzz: $(FUZZ_TARGET:%=fuzz-run-%)
+
+fuzz-run-%: $(FUZZ_B)/fuzz-%
+	mkdir -p $(FUZZ_B)/corpus-$* $(FUZZ_B)/artifacts
+	find tests/fuzz/corpus/$* tests/fuzz/regress/$* -type f ! -name '.*' \
+	    -exec cp {} $(FUZZ_B)/corpus-$*/ \;
+	$< -max_total_time=$(FUZZ_TIME) -max_len=$(FUZZ_LEN_$*) \
+	    -dict=tests/fuzz/$*.dict -print_final_stats=1 \
+	    -artifact_prefix=$(FUZZ_B)/artifacts/$*- $(FUZZ_ARGS) \
+	    $(FUZZ_B)/corpus-$*
 
 blackbox: $(BIN) $(TOOLS)
 	DEYE_MITM=$(abspath $(BIN)) DEYE_TOOLS=$(abspath $(B)/tools) \
@@ -161,5 +175,5 @@ uninstall:
 clean:
 	rm -rf build deye-mitm
 
--include $(OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(REPLAY_OBJ:.o=.d) $(FUZZ_OBJ:.o=.d) \
-    $(B)/bench-decoder.d
+-include $(OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(wildcard $(B)/fuzz/*.d) \
+    $(wildcard $(FUZZ_B)/*.d) $(B)/bench-decoder.d

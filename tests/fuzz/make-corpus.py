@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""make-corpus.py - (re)generate the seed corpus of fuzz_solarman.
+"""make-corpus.py - (re)generate the seed corpora of the fuzz harnesses.
 
     python3 tests/fuzz/make-corpus.py        # from the top of the tree
 
+Every input is one plan byte (see fuzz_solarman.c: low three bits = largest
+chunk class, high five bits = PRNG seed) followed by the data.
+
 Writes tests/fuzz/corpus/solarman/ from tests/data/solarman-frames.txt:
-every input is one chunking-plan byte (see fuzz_solarman.c: low three bits
-= largest chunk class, high five bits = PRNG seed) followed by the stream.
 
   frame-<id>        one file per fixture block, good and damaged alike
   stream-*          several frames back to back, with garbage, TLS, etc.
@@ -14,17 +15,27 @@ every input is one chunking-plan byte (see fuzz_solarman.c: low three bits
   synth-*           frames built here (checksum computed) for the event
                     decoders and the size bound
 
+and tests/fuzz/corpus/envoy/ from tests/data/envoy/ (see fuzz_envoy.c):
+
+  http-*            the sample request and answer, alone, twice on one
+                    connection, chunked, with 100-continue, cut, damaged
+  report-*, ids-*   the report and answer XML, and ones built here
+  form-*, zlib-*    a form body, and a deflated one
+
 Deterministic: same fixtures, same files.  Stale files are removed.
 """
 import hashlib
 import os
 import re
 import sys
+import urllib.parse
+import zlib
 
 TOP = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                     "..", ".."))
 FIXTURES = os.path.join(TOP, "tests", "data", "solarman-frames.txt")
-OUT = os.path.join(TOP, "tests", "fuzz", "corpus", "solarman")
+CORPUS = os.path.join(TOP, "tests", "fuzz", "corpus")
+ENVOY = os.path.join(TOP, "tests", "data", "envoy")
 FRAME_MAX = 4096
 OVERHEAD = 13
 
@@ -151,16 +162,97 @@ def main():
     files["synth-over-max"] = b"\x96" + \
         build(0x48, noise("over", FRAME_MAX - OVERHEAD + 1)) + ping
 
-    os.makedirs(OUT, exist_ok=True)
-    for old in os.listdir(OUT):
+    write("solarman", files)
+
+
+def envoy_file(name):
+    """A sample, without a REAL_ file's provenance line."""
+    with open(os.path.join(ENVOY, name), "rb") as f:
+        data = f.read()
+    if data.startswith(b"# PROVENANCE"):
+        data = data.split(b"\n", 1)[1]
+    return data
+
+
+def chunked(body, size):
+    out = b""
+    for i in range(0, len(body), size):
+        piece = body[i:i + size]
+        out += b"%x;ext=1\r\n" % len(piece) + piece + b"\r\n"
+    return out + b"0\r\nX-Trailer: 1\r\n\r\n"
+
+
+def envoy():
+    req = envoy_file("SYNTHETIC_request_performance_report.http.bin")
+    rsp = envoy_file("SYNTHETIC_response_performance_report.http.bin")
+    report460 = envoy_file("SYNTHETIC_perf_report_4.6.0.xml")
+    report30 = envoy_file("REAL_oddbit_2012_perf_report_webcomm3.0.xml.txt")
+    ids30 = envoy_file("REAL_oddbit_2012_perf_report_response.xml.txt")
+    head, body = req.split(b"\r\n\r\n", 1)
+    rhead, rbody = rsp.split(b"\r\n\r\n", 1)
+    nolen = b"\r\n".join(l for l in head.split(b"\r\n")
+                          if not l.lower().startswith(b"content-length"))
+    files = {}
+
+    for plan in range(8):
+        files["http-request-%d" % plan] = bytes([plan * 0x21 & 0xFF | plan]) \
+            + req
+    files["http-response"] = b"\x03" + rsp
+    files["http-two-requests"] = b"\x04" + req.replace(
+        b"Connection: close", b"Connection: keep-alive") + req
+    files["http-two-responses"] = b"\x05" + rsp + rsp
+    files["http-chunked"] = b"\x06" + nolen + \
+        b"\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked(body, 100)
+    files["http-continue"] = b"\x07" + \
+        b"HTTP/1.1 100 Continue\r\n\r\n" + rsp
+    files["http-expect"] = b"\x13" + head + \
+        b"\r\nExpect: 100-continue\r\n\r\n" + body
+    files["http-to-eof"] = b"\x14" + b"\r\n".join(
+        l for l in rhead.split(b"\r\n")
+        if not l.lower().startswith(b"content-length")) + b"\r\n\r\n" + rbody
+    files["http-cut"] = b"\x15" + req[:len(req) - 7]
+    files["http-bad-header"] = b"\x16" + req.replace(b"Host:", b"Ho st:", 1)
+    files["http-bad-length"] = b"\x17" + req.replace(
+        b"Content-Length: ", b"Content-Length: +", 1)
+    files["http-bad-chunk"] = b"\x22" + nolen + \
+        b"\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"
+    files["http-tls"] = b"\x23" + bytes.fromhex("160301002a0100002603")
+    files["report-460"] = b"\x31" + report460
+    files["report-30"] = b"\x32" + report30
+    files["report-doctype"] = b"\x33" + b"<!DOCTYPE r [<!ENTITY a 'x'>]>" \
+        b"<perf_report><event id='1'><message_params>&a;</message_params>" \
+        b"</event></perf_report>"
+    files["report-columns"] = b"\x34" + b"<perf_report report_timestamp=" \
+        b"'1438706832'><envoy serial_num='1'/><device eqid='2'><channel " \
+        b"eqid='2.1'/></device><interval eqid='2.1' end_date='1' stats=" \
+        b"'65439'/><reading eqid='2.1' date='2' stats='250102,59979,27782," \
+        b"7462,49,0,0,67535,9'/><event id='5' event_code='101' " \
+        b"event_state='2'><message_params>{\"a\": 1}</message_params>" \
+        b"</event></perf_report>"
+    files["ids-30"] = b"\x35" + ids30
+    files["ids-many"] = b"\x01" + b"<perf_report_response>" + b"".join(
+        b"<event id='%d'/>" % (1000000 + i) for i in range(40)) + \
+        b"</perf_report_response>"
+    form = b"body=" + urllib.parse.quote_plus(report460).encode()
+    files["form-460"] = b"\x36" + b"a=1&" + form + b"&b=%zz%4"
+    files["zlib-460"] = b"\x37" + zlib.compress(form)
+    files["zlib-cut"] = b"\x40" + zlib.compress(form)[:200]
+    write("envoy", files)
+
+
+def write(harness, files):
+    out = os.path.join(CORPUS, harness)
+    os.makedirs(out, exist_ok=True)
+    for old in os.listdir(out):
         if old not in files:
-            os.unlink(os.path.join(OUT, old))
+            os.unlink(os.path.join(out, old))
     for name, content in sorted(files.items()):
-        with open(os.path.join(OUT, name), "wb") as f:
+        with open(os.path.join(out, name), "wb") as f:
             f.write(content)
-    print("%s: %d files, %d bytes" % (os.path.relpath(OUT, TOP), len(files),
+    print("%s: %d files, %d bytes" % (os.path.relpath(out, TOP), len(files),
                                       sum(map(len, files.values()))))
 
 
 if __name__ == "__main__":
     main()
+    envoy()
