@@ -167,7 +167,7 @@ struct scan {
 	size_t ids_room;    /* the end of the last id " ..." can follow */
 	bool ids_cut;
 	int nids;
-	size_t elements;
+	size_t elements, attrs;
 	bool failed;        /* not the root it must have */
 	const char *stop;   /* why else it stopped, or NULL */
 };
@@ -218,8 +218,12 @@ on_start(void *arg, const XML_Char *name, const XML_Char **attr)
 	sc->depth++;
 	if (sc->stop != NULL)
 		return;
-	if (++sc->elements > ENVOY_ELEMENTS_MAX) {
+	sc->attrs += (size_t)XML_GetSpecifiedAttributeCount(sc->p) / 2;
+	if (++sc->elements > ENVOY_ELEMENTS_MAX)
 		sc->stop = "more than " ENVOY_STR(ENVOY_ELEMENTS_MAX) " elements";
+	else if (sc->attrs > ENVOY_ATTRS_MAX)
+		sc->stop = "more than " ENVOY_STR(ENVOY_ATTRS_MAX) " attributes";
+	if (sc->stop != NULL) {
 		XML_StopParser(sc->p, XML_FALSE);
 		return;
 	}

@@ -39,18 +39,21 @@ struct envoy_report_ctx {
 };
 
 /*
- * The most elements a report or a response may have.  With no DOCTYPE
- * allowed (so no entities), this bounds the memory a document takes to
- * a small multiple of its size: a real report has a few per inverter.
+ * The most elements, and attributes in all, a report or a response may
+ * have: a real report has a few elements per inverter and a few
+ * attributes per element.  With no DOCTYPE allowed (so no entities), these
+ * bound the memory a document takes to a small multiple of its size.
  */
 #define ENVOY_ELEMENTS_MAX 20000
+#define ENVOY_ATTRS_MAX 200000
 
 /*
  * The events of a perf_report: one envoy_report, then one event per
  * device, interval, reading and event element, in document order after
  * the report.  Returns how many were emitted, or -1 with a reason in err
- * when the XML is not well-formed, has a DOCTYPE or more than
- * ENVOY_ELEMENTS_MAX elements, or is not a perf_report (nothing emitted).
+ * when the XML is not well-formed, has a DOCTYPE, more than
+ * ENVOY_ELEMENTS_MAX elements or ENVOY_ATTRS_MAX attributes, or is not a
+ * perf_report (nothing emitted).
  */
 int envoy_report_events(const char *xml, size_t n, struct envoy_report_ctx *ctx,
     envoy_emit_fn *emit, void *arg, char *err, size_t errlen);
