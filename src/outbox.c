@@ -10,7 +10,7 @@
  * Solarman frame as bytes: building its JSON is the writer's work, so the
  * relay pays only for a copy; an Envoy message comes as a job that the writer
  * runs (inflate, parse, spool files), in at most half the ring and bounded
- * in bytes, so they can never crowd the events out.  It also wakes up when
+ * in bytes until they have run, so they can never crowd the events out.  It also wakes up when
  * the journal's next fsync is due.
  */
 #include "outbox.h"
@@ -29,8 +29,8 @@
 #define OUTBOX_CAP 4096
 #define WRITER_BATCH 256
 #define JOBS_MAX (OUTBOX_CAP / 2) /* queued jobs: events keep the rest */
-/* What queued jobs hold: two messages of the largest max_body, and more. */
-#define JOB_BYTES_MAX (160 * 1024 * 1024)
+/* What jobs queued or running may hold, unless there is only one. */
+#define JOB_BYTES_MAX (64 * 1024 * 1024)
 
 /* An event, a Solarman frame whose event the writer builds, or a job. */
 struct item {
@@ -61,7 +61,8 @@ enqueue(const struct item *it)
 
 	pthread_mutex_lock(&lock);
 	stored = count < OUTBOX_CAP && running && (it->run == NULL ||
-	    (jobs < JOBS_MAX && job_bytes + it->job_bytes <= JOB_BYTES_MAX));
+	    (jobs < JOBS_MAX && (job_bytes == 0 ||
+	    job_bytes + it->job_bytes <= JOB_BYTES_MAX)));
 	if (stored) {
 		ring[(head + count) % OUTBOX_CAP] = *it;
 		count++;
@@ -155,7 +156,7 @@ writer_run(void *arg)
 
 	(void)arg;
 	for (;;) {
-		size_t n = 0;
+		size_t n = 0, ran_bytes = 0;
 		uint64_t lost;
 		bool done;
 
@@ -164,8 +165,7 @@ writer_run(void *arg)
 			clock_cond_wait(&wake, &lock, due);
 		while (count > 0 && n < WRITER_BATCH) {
 			batch[n] = ring[head];
-			jobs -= batch[n].run != NULL;
-			job_bytes -= batch[n++].job_bytes;
+			jobs -= batch[n++].run != NULL;
 			head = (head + 1) % OUTBOX_CAP;
 			count--;
 		}
@@ -185,10 +185,16 @@ writer_run(void *arg)
 
 			if (batch[i].run != NULL) {
 				batch[i].run(batch[i].job);
+				ran_bytes += batch[i].job_bytes;
 				continue;
 			}
 			ev = item_event(&batch[i]); /* sets the record time */
 			outbox_emit(ev, batch[i].time_ms);
+		}
+		if (ran_bytes > 0) { /* counted until they are freed */
+			pthread_mutex_lock(&lock);
+			job_bytes -= ran_bytes;
+			pthread_mutex_unlock(&lock);
 		}
 		due = journal_publish();
 		if (done)
