@@ -65,6 +65,7 @@ struct envoy_tap {
 	pthread_mutex_t lock;      /* for the list */
 	struct exchange *exchanges; /* newest first */
 	size_t nexchanges;
+	uint64_t taken[2];         /* exchanges each side has passed */
 	uint64_t skipped[2];       /* messages over max_body */
 	uint64_t lost[2];          /* messages the queue had no room for */
 };
@@ -75,6 +76,7 @@ struct job {
 	struct event_meta meta;
 	char peer[ADDR_STR_MAX];
 	bool response;
+	bool report;               /* a POST to .../performance_report */
 	char name[SPOOL_NAME_MAX];
 	char *head;                /* start line and "Name = value" lines */
 	size_t head_len;
@@ -220,7 +222,7 @@ job_run(void *arg)
 	size_t text_len = 0, out_len;
 	char *b64 = NULL, *out;
 	const char *why = NULL; /* the body is spooled in base64 because */
-	bool over = false, is_rep = !j->response && is_report(j->target);
+	bool over = false;
 
 	if (j->body_len > 0 && j->content_type != NULL &&
 	    strcasestr(j->content_type, "deflate") != NULL) {
@@ -228,18 +230,18 @@ job_run(void *arg)
 		    &inflated, &text_len, &over) == 0)
 			text = inflated;
 		else
-			why = over ? "body inflates to more than max_body; "
-			    "spooled as base64" : "body does not inflate; "
-			    "spooled as base64";
-		if (why != NULL && !is_rep)
-			log_warnx("conn %" PRIu64 " [%s] %s: %s %s: %s",
-			    j->meta.conn_id, j->lc->name, dir_name[j->response],
-			    j->response ? "response" : "request", j->name, why);
+			why = over ? "body inflates to more than max_body" :
+			    "body does not inflate";
+		if (why != NULL && !j->report)
+			log_warnx("conn %" PRIu64 " [%s] %s: %s %s: %s; spooled "
+			    "as base64", j->meta.conn_id, j->lc->name,
+			    dir_name[j->response], j->response ? "response" :
+			    "request", j->name, why);
 	} else if (j->body_len > 0 && is_text(j->content_type)) {
 		text = j->body;
 		text_len = j->body_len;
 	} else if (j->body_len > 0) {
-		why = "body is not text; spooled as base64";
+		why = "body is neither deflate nor text";
 	}
 	if (text == NULL && j->body_len > 0 &&
 	    (b64 = base64_lines(j->body, j->body_len, &text_len)) == NULL)
@@ -254,9 +256,9 @@ job_run(void *arg)
 		spool(j, j->response ? "response" : "request", out, out_len);
 		free(out);
 	}
-	if (is_rep && text != NULL)
+	if (j->report && text != NULL)
 		report(j, text, text_len);
-	else if (is_rep)
+	else if (j->report)
 		bad_report(j, why != NULL ? why : "no body");
 	else if (text != NULL && j->response)
 		acknowledged(j, text, text_len);
@@ -298,6 +300,8 @@ job_new(struct envoy_tap *e, int dir, struct http_msg *m, const char *name)
 	if ((ct != NULL && (j->content_type = strdup(ct)) == NULL) ||
 	    (!j->response && (j->target = strdup(m->target)) == NULL))
 		goto fail;
+	j->report = !j->response && strcmp(m->method, "POST") == 0 &&
+	    is_report(m->target);
 	j->body = m->body;
 	j->body_len = (size_t)m->body_len;
 	m->body = NULL;
@@ -336,28 +340,21 @@ capture(struct envoy_tap *e, int dir, struct http_msg *m, const char *name)
 }
 
 /*
- * The n-th exchange, made when missing; under the lock.  When one side is
- * far ahead (a peer that never answers, or whose HTTP stopped parsing),
- * the oldest names are forgotten: their other side gets a name of its own.
+ * The n-th exchange, or NULL; under the lock.  With make, one is made when
+ * missing, unless the other side has passed n (its name was not kept) or
+ * EXCHANGES_MAX already wait (a peer that never answers, or whose HTTP
+ * stopped parsing): that side then names its message on its own.
  */
 static struct exchange *
-exchange_get(struct envoy_tap *e, uint64_t n, bool make)
+exchange_get(struct envoy_tap *e, int side, uint64_t n, bool make)
 {
-	struct exchange *x, **pp;
+	struct exchange *x;
 
 	for (x = e->exchanges; x != NULL; x = x->next)
 		if (x->n == n)
 			return x;
-	if (!make)
-		return NULL;
-	if (e->nexchanges == EXCHANGES_MAX) {
-		for (pp = &e->exchanges; (*pp)->next != NULL; pp = &(*pp)->next)
-			;
-		free(*pp);
-		*pp = NULL;
-		e->nexchanges--;
-	}
-	if ((x = calloc(1, sizeof *x)) == NULL)
+	if (!make || n < e->taken[!side] || e->nexchanges == EXCHANGES_MAX ||
+	    (x = calloc(1, sizeof *x)) == NULL)
 		return NULL;
 	x->n = n;
 	spool_name(x->name, sizeof x->name, time(NULL));
@@ -367,14 +364,16 @@ exchange_get(struct envoy_tap *e, uint64_t n, bool make)
 	return x;
 }
 
-/* One side takes the n-th exchange's name; the second one frees it. */
+/* A side takes the n-th exchange's name; the second one frees it. */
 static void
-exchange_take(struct envoy_tap *e, uint64_t n, char *name, bool head)
+exchange_take(struct envoy_tap *e, int side, uint64_t n, char *name,
+    bool head)
 {
 	struct exchange *x, **pp;
 
 	pthread_mutex_lock(&e->lock);
-	if ((x = exchange_get(e, n, true)) == NULL) {
+	e->taken[side] = n + 1;
+	if ((x = exchange_get(e, side, n, true)) == NULL) {
 		pthread_mutex_unlock(&e->lock);
 		spool_name(name, SPOOL_NAME_MAX, time(NULL));
 		return;
@@ -400,14 +399,14 @@ on_head(void *arg, const struct http_msg *m)
 	bool head;
 
 	if (d->dir == 0) {
-		exchange_take(e, e->count[0]++, e->name,
+		exchange_take(e, 0, e->count[0]++, e->name,
 		    strcasecmp(m->method, "HEAD") == 0);
 		return false;
 	}
 	if (m->status < 200)
 		return false;
 	pthread_mutex_lock(&e->lock);
-	x = exchange_get(e, e->count[1], false);
+	x = exchange_get(e, 1, e->count[1], false);
 	head = x != NULL && x->head;
 	pthread_mutex_unlock(&e->lock);
 	return head;
@@ -426,7 +425,7 @@ on_message(void *arg, struct http_msg *m)
 	}
 	if (m->status < 200)
 		return; /* 100 Continue: the answer is still to come */
-	exchange_take(e, e->count[1]++, name, false);
+	exchange_take(e, 1, e->count[1]++, name, false);
 	capture(e, 1, m, name);
 }
 

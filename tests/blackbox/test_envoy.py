@@ -7,6 +7,7 @@ import calendar
 import os
 import random
 import re
+import socket
 import stat
 import tempfile
 import threading
@@ -698,7 +699,7 @@ class TestHttp(EnvoyTest):
                           ep.form_body(report.xml) + b"&pad=" + b"A" * 2_000_000)
         self.assertLess(len(bomb.body), 16 * 1024)
         uc, spooled = self.over_max_body(
-            bomb, "body inflates to more than max_body; spooled as base64")
+            bomb, "body inflates to more than max_body")
         (f,) = spooled
         self.assertEqual(f["request"],
                          ep.spool_head(bomb) + base64.encodebytes(bomb.body))
@@ -967,7 +968,7 @@ class TestHttp(EnvoyTest):
         cases = [
             (ep.request(target, b"\x78\x9c" + b"\x00" * 40, deflate=False,
                         connection="keep-alive"),
-             "body does not inflate; spooled as base64"),
+             "body does not inflate"),
             (ep.request(target, b"report=1&other=2", connection="keep-alive"),
              "no body field"),
             (ep.request(target, ep.form_body(bomb), connection="keep-alive"),
@@ -983,6 +984,54 @@ class TestHttp(EnvoyTest):
         for ev in und:
             self.assertIn("request", files[ev["spool.name"]])
         self.assertEqual(files[und[2]["spool.name"]]["xml"], bomb)
+
+    def test_answers_after_more_than_64_requests(self):
+        # 100 requests pipelined; the upstream answers once it has them
+        # all.  The tap keeps at most 64 names waiting for their answer:
+        # those 64 (at least) still pair up, the rest get names of their
+        # own, and every message has its file.
+        n = 100
+        answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+        got = []
+
+        def upstream(conn):
+            data = b""
+            while data.count(b"\r\n\r\n") < n:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                data += chunk
+            got.append(data)
+            conn.sendall(answer * n)
+            conn.shutdown(socket.SHUT_WR)
+            while conn.recv(65536):
+                pass
+
+        up = self.server(upstream)
+        reqs = b"".join(b"GET /emu_reports/ping?n=%d HTTP/1.1\r\nHost: %s\r\n"
+                        b"\r\n" % (i, ep.HOST.encode()) for i in range(n))
+        enphase, d = self.start(upstream=up.addr)
+        s = d.connect("envoy")
+        s.sendall(reqs)
+        s.shutdown(socket.SHUT_WR)
+        back = b""
+        s.settimeout(10 * SLOW)
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            back += chunk
+        s.close()
+        self.assertEqual(back, answer * n)
+        self.assertEqual(got, [reqs])
+        files = self.wait_spool(2 * n)
+        pairs = [f for f in files.values() if len(f) == 2]
+        self.assertGreaterEqual(len(pairs), 64, "request and response "
+                                "files sharing a name")
+        self.assertEqual(sum("request" in f for f in files.values()), n)
+        self.assertEqual(sum("response" in f for f in files.values()), n)
+        for f in pairs:
+            self.assertEqual(sorted(f), ["request", "response"])
 
     def test_task_complete_and_other_bodies(self):
         rnd = random.Random(12)
