@@ -8,10 +8,10 @@
  * once and, outside the lock, serialises each event and appends it to the
  * journal, which the sinks read at their own pace.  A pump hands over a
  * Solarman frame as bytes: building its JSON is the writer's work, so the
- * relay pays only for a copy; an Envoy message comes as a job that the writer
- * runs (inflate, parse, spool files), in at most half the ring and bounded
- * in bytes until they have run, so they can never crowd the events out.  It also wakes up when
- * the journal's next fsync is due.
+ * relay pays only for a copy; an Envoy message comes as a job that the
+ * writer runs (inflate, parse, spool files), in at most half the ring and
+ * bounded in bytes until it has run, so jobs never crowd the events out.
+ * The writer also wakes up when the journal's next fsync is due.
  */
 #include "outbox.h"
 
