@@ -84,6 +84,7 @@ envoy_inflate(const uint8_t *in, size_t n, size_t max, uint8_t **out,
 			return 0;
 		}
 	} while (r == Z_OK || (r == Z_BUF_ERROR && z.avail_out == 0));
+	*over = len > max; /* past max, whatever was wrong after that */
 	inflateEnd(&z);
 	free(buf);
 	return -1;
