@@ -111,6 +111,11 @@ $(FUZZ_B)/fuzz-envoy: $(FUZZ_SRC_envoy:%=$(FUZZ_B)/%.o)
 $(FUZZ_B)/fuzz-%: $(FUZZ_B)/fuzz_%.o
 	$(FUZZ_CC) $(FUZZ_SAN) -o $@ $^ $(DEPS_LIBS)
 
+# Reached only through the pattern rules above, these would be removed as
+# intermediate files, and rebuilt by every make check and make fuzz.
+.SECONDARY: $(B)/fuzz/replay.o $(FUZZ_HARNESSES:%=$(B)/fuzz/fuzz_%.o) \
+            $(FUZZ_HARNESSES:%=$(FUZZ_B)/fuzz_%.o)
+
 # The decoder benchmark links the daemon's objects, like the unit tests.
 $(B)/bench-decoder: tests/bench/bench_decoder.c $(LIB_OBJ) | $(B)
 	$(CC) $(ALL_CFLAGS) -Isrc $(ALL_LDFLAGS) -o $@ $< $(LIB_OBJ) $(DEPS_LIBS)
