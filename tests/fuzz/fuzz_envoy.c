@@ -373,10 +373,16 @@ emit(void *arg, json_t *ev, int64_t time_ms)
 static void
 check_xml(const uint8_t *in, size_t n, uint8_t plan)
 {
+	/* The version first, after another parameter, or not there. */
+	static const char *const targets[3] = {
+		"/emu_reports/performance_report?webcomm_version=4.6.0",
+		"/emu_reports/performance_report?a=1&webcomm_version=3.0&b",
+		"/emu_reports/performance_report?a=1",
+	};
 	struct envoy_report_ctx ctx = {
 		.meta = {.listener = "fuzz", .conn_id = 42,
 		    .peer = "127.0.0.1:40000", .received_ms = 1712596443512},
-		.target = "/emu_reports/performance_report?webcomm_version=4.6.0",
+		.target = targets[plan % 3],
 		.spool_name = "2024-04-08T17:14:03-0123abcd",
 	};
 	struct emitted e = {0, 0};

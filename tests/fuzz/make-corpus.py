@@ -18,8 +18,10 @@ Writes tests/fuzz/corpus/solarman/ from tests/data/solarman-frames.txt:
 and tests/fuzz/corpus/envoy/ from tests/data/envoy/ (see fuzz_envoy.c):
 
   http-*            the sample request and answer, alone, twice on one
-                    connection, chunked, with 100-continue, cut, damaged
-  report-*, ids-*   the report and answer XML, and ones built here
+                    connection, chunked, with 100-continue, cut, damaged,
+                    a head or trailer just over 32 KiB
+  report-*, ids-*   the report and answer XML, and ones built here (one
+                    with too many elements)
   form-*, zlib-*    a form body, and a deflated one
 
 Deterministic: same fixtures, same files.  Stale files are removed.
@@ -217,6 +219,16 @@ def envoy():
     files["http-bad-chunk"] = b"\x22" + nolen + \
         b"\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"
     files["http-tls"] = b"\x23" + bytes.fromhex("160301002a0100002603")
+    # The head and a trailer one byte over HTTP_HEAD_MAX (32 KiB).
+    files["http-head-too-big"] = b"\x24" + head + b"\r\nX-Pad: " + \
+        b"p" * (32 * 1024 - len(head) - 10) + b"\r\n\r\n" + body
+    files["http-trailer-too-big"] = b"\x25" + nolen + \
+        b"\r\nTransfer-Encoding: gzip, chunked \r\n\r\n" + \
+        b"0\r\nX-Pad: " + b"p" * (32 * 1024) + b"\r\n\r\n"
+    files["http-length-list"] = b"\x26" + b"".join(
+        head.replace(b"Content-Length: %d" % len(body),
+                     b"Content-Length: %d, \t%d" % (len(body), len(body)))
+        + b"\r\n\r\n" + body for _ in range(2))
     files["report-460"] = b"\x31" + report460
     files["report-30"] = b"\x32" + report30
     files["report-doctype"] = b"\x33" + b"<!DOCTYPE r [<!ENTITY a 'x'>]>" \
@@ -230,6 +242,10 @@ def envoy():
         b"event_state='2'><message_params>{\"a\": 1}</message_params>" \
         b"</event></perf_report>"
     files["ids-30"] = b"\x35" + ids30
+    # One element past ENVOY_ELEMENTS_MAX (20000), counted as they open:
+    # never closed, the document is short enough to fit -max_len.
+    files["report-too-many-elements"] = b"\x38" + b"<perf_report>" + \
+        b"<a>" * 20000
     files["ids-many"] = b"\x01" + b"<perf_report_response>" + b"".join(
         b"<event id='%d'/>" % (1000000 + i) for i in range(40)) + \
         b"</perf_report_response>"
