@@ -156,6 +156,20 @@ spool(const struct job *j, const char *suffix, const void *p, size_t n)
 		    j->name, suffix);
 }
 
+/* An undecodable event of the Envoy tap, with a new id in m; or NULL. */
+static json_t *
+undecodable(struct event_meta *m, const char *reason)
+{
+	json_t *ev;
+
+	event_id_new(m);
+	if ((ev = event_new("undecodable", m)) != NULL) {
+		json_object_set_new(ev, "protocol", json_string("envoy"));
+		json_object_set_new(ev, "reason", json_string(reason));
+	}
+	return ev;
+}
+
 /* A report that makes no readings: a warning and an undecodable event. */
 static void
 bad_report(const struct job *j, const char *err)
@@ -165,10 +179,7 @@ bad_report(const struct job *j, const char *err)
 
 	log_warnx("conn %" PRIu64 " [%s]: report %s not decoded (%s)",
 	    j->meta.conn_id, j->lc->name, j->name, err);
-	event_id_new(&meta);
-	if ((ev = event_new("undecodable", &meta)) != NULL) {
-		json_object_set_new(ev, "protocol", json_string("envoy"));
-		json_object_set_new(ev, "reason", json_string("bad-report"));
+	if ((ev = undecodable(&meta, "bad-report")) != NULL) {
 		json_object_set_new(ev, "error", json_string(err));
 		json_object_set_new(ev, "spool.name", json_string(j->name));
 		outbox_emit(ev, meta.received_ms);
@@ -439,11 +450,7 @@ on_error(void *arg, enum http_error why)
 	    .peer = e->peer, .direction = d->dir, .received_ms = clock_wall_ms()};
 	json_t *ev;
 
-	event_id_new(&m);
-	if ((ev = event_new("undecodable", &m)) != NULL) {
-		json_object_set_new(ev, "protocol", json_string("envoy"));
-		json_object_set_new(ev, "reason", json_string(tls ? "tls" :
-		    "malformed-http"));
+	if ((ev = undecodable(&m, tls ? "tls" : "malformed-http")) != NULL) {
 		json_object_set_new(ev, "http.error", json_string(
 		    http_error_name(why)));
 		json_object_set_new(ev, "error.at",

@@ -814,19 +814,27 @@ static const struct {
 	    "a DOCTYPE is not allowed"},
 };
 
+/* A report that must be refused: -1 and no event; its reason in err. */
+static void
+refused(const char *xml, size_t n, char *err, size_t errlen)
+{
+	int r;
+	json_t *events = report_events(xml, n, NULL, &r, err, errlen);
+
+	ck_assert_int_eq(r, -1);
+	ck_assert_uint_eq(json_array_size(events), 0);
+	json_decref(events);
+}
+
 /* Not well-formed, or not a perf_report: -1, a reason, no event. */
 START_TEST(test_report_bad)
 {
 	char err[256];
-	int r;
-	json_t *events = report_events(bad_reports[_i].xml,
-	    strlen(bad_reports[_i].xml), NULL, &r, err, sizeof err);
 
-	ck_assert_int_eq(r, -1);
-	ck_assert_uint_eq(json_array_size(events), 0);
+	refused(bad_reports[_i].xml, strlen(bad_reports[_i].xml), err,
+	    sizeof err);
 	ck_assert_msg(strncmp(err, bad_reports[_i].err,
 	    strlen(bad_reports[_i].err)) == 0, "err: %s", err);
-	json_decref(events);
 }
 END_TEST
 
@@ -856,7 +864,6 @@ START_TEST(test_report_elements_limit)
 {
 	char err[256], *xml;
 	size_t n;
-	int r;
 	json_t *events;
 
 	xml = report_of(ENVOY_ELEMENTS_MAX, &n);
@@ -868,11 +875,8 @@ START_TEST(test_report_elements_limit)
 	free(xml);
 
 	xml = report_of(ENVOY_ELEMENTS_MAX + 1, &n);
-	events = report_events(xml, n, NULL, &r, err, sizeof err);
-	ck_assert_int_eq(r, -1);
-	ck_assert_uint_eq(json_array_size(events), 0);
+	refused(xml, n, err, sizeof err);
 	ck_assert_str_eq(err, "more than 20000 elements");
-	json_decref(events);
 	free(xml);
 }
 END_TEST
@@ -905,7 +909,6 @@ START_TEST(test_report_attrs_limit)
 {
 	char err[256], *xml;
 	size_t n;
-	int r;
 	json_t *events;
 
 	xml = attrs_report(false, &n);
@@ -915,11 +918,8 @@ START_TEST(test_report_attrs_limit)
 	free(xml);
 
 	xml = attrs_report(true, &n);
-	events = report_events(xml, n, NULL, &r, err, sizeof err);
-	ck_assert_int_eq(r, -1);
-	ck_assert_uint_eq(json_array_size(events), 0);
+	refused(xml, n, err, sizeof err);
 	ck_assert_str_eq(err, "more than 200000 attributes");
-	json_decref(events);
 	free(xml);
 }
 END_TEST
