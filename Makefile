@@ -8,6 +8,7 @@
 #   make fuzz FUZZ_TIME=900   libFuzzer (clang) on a copy of each corpus
 #                             (FUZZ_TARGET=envoy: one harness)
 #   make bench                relay benchmark against socat, decoders, Envoy, HEC
+#   make soak SOAK_SECS=300   frames through the relay under random faults
 #   make install PREFIX=/usr/local DESTDIR=
 
 VERSION    = 0.1.0
@@ -74,8 +75,8 @@ FUZZ_SRC_envoy    = http envoy event
 FUZZ_LEN_solarman = 8193
 FUZZ_LEN_envoy    = 65536
 
-.PHONY: all check unit blackbox fuzz-replay fuzz bench install uninstall \
-        clean
+.PHONY: all check unit blackbox fuzz-replay fuzz bench soak install \
+        uninstall clean
 
 all: $(BIN)
 
@@ -158,6 +159,11 @@ bench: $(BIN) $(TOOLS) $(B)/bench-decoder
 	DEYE_MITM=$(abspath $(BIN)) DEYE_TOOLS=$(abspath $(B)/tools) \
 	DEYE_BENCH_DECODER=$(abspath $(B)/bench-decoder) \
 	python3 tests/bench/bench.py
+
+# Minutes, not part of check: see tests/soak/soak.py (SOAK_SECS, SOAK_SEED).
+soak: $(BIN)
+	DEYE_MITM=$(abspath $(BIN)) DEYE_SANITIZE=$(SANITIZE) \
+	python3 tests/soak/soak.py
 
 install: $(BIN)
 	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man8 \
