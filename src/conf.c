@@ -8,6 +8,17 @@
  * from the same rows.  A value is parsed and checked when it is set; the
  * error names where it came from ("file:line", "environment (NAME)" or
  * "-o NAME.KEY") so that main can print it and exit 78.
+ *
+ * Secrets (SPEC.md, Safety): the token, and a password in a URL's userinfo,
+ * are printed as *** and never put in an error message; a secret with a
+ * control character is refused (it would end up in an HTTP header); main
+ * wipes the secrets of -o from argv with conf_wipe_option.  Files: a config
+ * or token file that another user can write is refused (the OpenSSH rule:
+ * owned by root or by us, not group- or world-writable), and one that every
+ * user can read gets a warning when it holds a secret.  Group read is left
+ * alone: root:deye-mitm 0640 is how a group is given a file on purpose.
+ * Text that goes into an HEC envelope must be valid UTF-8, as jansson drops
+ * a string that is not.
  */
 #include "conf.h"
 
@@ -19,6 +30,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -30,6 +42,8 @@ enum scope { S_GLOBAL, S_HEC, S_LISTENER };
 enum type {
 	T_STR,      /* char *; "" unsets an optional string */
 	T_NONEMPTY, /* char *, never empty */
+	T_TEXT,     /* T_STR that goes into events: valid UTF-8 */
+	T_NONEMPTY_TEXT, /* T_NONEMPTY that goes into events: valid UTF-8 */
 	T_USER,     /* a user name that exists here */
 	T_SECRET,   /* char *, printed as *** */
 	T_SECRETFILE, /* path whose first line becomes the token */
@@ -86,10 +100,10 @@ static const struct key keys[] = {
 	{S_HEC, "url", T_URL, H(url), NULL, 0, 0, NULL, "DEYE_SPLUNK_HEC_URL"},
 	{S_HEC, "token", T_SECRET, H(token), NULL, 0, 0, NULL, "DEYE_SPLUNK_HEC_TOKEN"},
 	{S_HEC, "token_file", T_SECRETFILE, H(token_file), NULL, 0, 0, NULL, NULL},
-	{S_HEC, "index", T_STR, H(index), NULL, 0, 0, NULL, "DEYE_SPLUNK_HEC_INDEX"},
-	{S_HEC, "sourcetype", T_NONEMPTY, H(sourcetype), "_json", 0, 0, NULL, "DEYE_SPLUNK_HEC_SOURCETYPE"},
-	{S_HEC, "source", T_NONEMPTY, H(source), "deye-mitm", 0, 0, NULL, NULL},
-	{S_HEC, "host", T_STR, H(host), NULL, 0, 0, NULL, NULL},
+	{S_HEC, "index", T_TEXT, H(index), NULL, 0, 0, NULL, "DEYE_SPLUNK_HEC_INDEX"},
+	{S_HEC, "sourcetype", T_NONEMPTY_TEXT, H(sourcetype), "_json", 0, 0, NULL, "DEYE_SPLUNK_HEC_SOURCETYPE"},
+	{S_HEC, "source", T_NONEMPTY_TEXT, H(source), "deye-mitm", 0, 0, NULL, NULL},
+	{S_HEC, "host", T_TEXT, H(host), NULL, 0, 0, NULL, NULL},
 	{S_HEC, "ca_file", T_STR, H(ca_file), NULL, 0, 0, NULL, "DEYE_SPLUNK_HEC_CA_FILE"},
 	{S_HEC, "insecure", T_BOOL, H(insecure), "no", 0, 0, NULL, "DEYE_SPLUNK_HEC_INSECURE"},
 	{S_HEC, "batch_max_events", T_LONG, H(batch_max_events), "100", 1, 100000, NULL, NULL},
@@ -251,36 +265,125 @@ parse_bool(const char *s, bool *v)
 	return -1;
 }
 
+/* RFC 3629: no overlong forms, no surrogates, nothing past U+10FFFF. */
+static bool
+utf8_valid(const char *str)
+{
+	const unsigned char *s = (const unsigned char *)str;
+
+	while (*s != '\0') {
+		unsigned c = *s++, need, cp, min;
+
+		if (c < 0x80)
+			continue;
+		if (c >= 0xc2 && c <= 0xdf) {
+			need = 1, cp = c & 0x1f, min = 0x80;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			need = 2, cp = c & 0x0f, min = 0x800;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			need = 3, cp = c & 0x07, min = 0x10000;
+		} else {
+			return false;
+		}
+		for (; need > 0; need--, s++) {
+			if ((*s & 0xc0) != 0x80) /* also the terminating NUL */
+				return false;
+			cp = cp << 6 | (*s & 0x3f);
+		}
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+	}
+	return true;
+}
+
+static bool
+has_control(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return true;
+	return false;
+}
+
+/*
+ * Where the password of a URL's userinfo ("scheme://user:PASSWORD@host")
+ * starts and how long it is; false when there is none.  Done by hand, not
+ * with libcurl, so that a URL libcurl refuses is masked in the error too.
+ */
+static bool
+url_password(const char *url, size_t *off, size_t *len)
+{
+	const char *auth = strstr(url, "://"), *end, *at = NULL, *colon;
+
+	auth = auth != NULL ? auth + 3 : url;
+	end = auth + strcspn(auth, "/?#");
+	for (const char *p = auth; p < end; p++)
+		if (*p == '@')
+			at = p;
+	if (at == NULL ||
+	    (colon = memchr(auth, ':', (size_t)(at - auth))) == NULL)
+		return false;
+	*off = (size_t)(colon + 1 - url);
+	*len = (size_t)(at - colon - 1);
+	return true;
+}
+
+char *
+conf_url_redact(const char *url)
+{
+	size_t off, len, n = strlen(url);
+	char *r;
+
+	if (!url_password(url, &off, &len))
+		return strdup(url);
+	if ((r = malloc(n - len + 4)) == NULL)
+		return NULL;
+	memcpy(r, url, off);
+	memcpy(r + off, "***", 3);
+	memcpy(r + off + 3, url + off + len, n - off - len + 1);
+	return r;
+}
+
 static int
 check_hec_url(const char *s, char *err, size_t errlen)
 {
-	CURLU *u = curl_url();
-	char *scheme = NULL, *host = NULL, *path = NULL;
+	CURLU *u = NULL;
+	char *scheme = NULL, *host = NULL, *path = NULL, *shown;
 	int rc = -1;
 
-	if (u == NULL) {
+	/* Never echo a password, even in an error. */
+	if ((shown = conf_url_redact(s)) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
+	}
+	if (has_control(s)) {
+		snprintf(err, errlen, "the URL contains a control character");
+		goto out;
+	}
+	if ((u = curl_url()) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
 	}
 	if (curl_url_set(u, CURLUPART_URL, s, 0) != CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
-		snprintf(err, errlen, "'%s': not a URL (https://host:8088)", s);
+		snprintf(err, errlen, "'%s': not a URL (https://host:8088)", shown);
 		goto out;
 	}
 	if (strcmp(scheme, "https") != 0 && strcmp(scheme, "http") != 0) {
-		snprintf(err, errlen, "'%s': the scheme must be https or http", s);
+		snprintf(err, errlen, "'%s': the scheme must be https or http", shown);
 		goto out;
 	}
 	if (curl_url_get(u, CURLUPART_PATH, &path, 0) == CURLUE_OK &&
 	    strcmp(path, "/") != 0 &&
 	    strncmp(path, "/services/collector", 19) != 0) {
 		snprintf(err, errlen,
-		    "'%s': the path must be empty or /services/collector...", s);
+		    "'%s': the path must be empty or /services/collector...", shown);
 		goto out;
 	}
 	rc = 0;
 out:
+	free(shown);
 	curl_free(scheme);
 	curl_free(host);
 	curl_free(path);
@@ -288,11 +391,79 @@ out:
 	return rc;
 }
 
+/*
+ * Refuse a file that another user can write: it could make us read what
+ * they like (or, for a token, send it where they like).  Only regular
+ * files: a pipe (-f <(...)) belongs to whoever made it.
+ */
+static int
+check_file_owner(FILE *f, const char *path, char *msg, size_t msglen)
+{
+	struct stat st;
+
+	if (fstat(fileno(f), &st) != 0) {
+		snprintf(msg, msglen, "%s", strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode))
+		return 0;
+	if (st.st_uid != 0 && st.st_uid != geteuid()) {
+		snprintf(msg, msglen,
+		    "belongs to uid %u, who can change it: it must belong to root "
+		    "or to the user running deye-mitm", (unsigned)st.st_uid);
+		return -1;
+	}
+	if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+		snprintf(msg, msglen,
+		    "other users can change it (mode %04o): chmod go-w %s",
+		    (unsigned)(st.st_mode & 07777), path);
+		return -1;
+	}
+	return 0;
+}
+
+/* A secret in a file every user can read is worth a warning. */
+static void
+warn_world_readable(FILE *f, const char *path, const char *what)
+{
+	struct stat st;
+
+	if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) &&
+	    (st.st_mode & S_IROTH) != 0)
+		log_warnx("%s: every user can read this %s (mode %04o): chmod 600 "
+		    "%s (or 640 for a group that needs it)", path, what,
+		    (unsigned)(st.st_mode & 07777), path);
+}
+
+enum line_status { LINE_OK, LINE_EOF, LINE_LONG, LINE_NUL };
+
+/*
+ * One line of f into buf (size bytes), without its '\n'.  A NUL is refused
+ * rather than read past: it would cut the line short without a word.  The
+ * caller tells a read error from the end of the file with ferror().
+ */
+static enum line_status
+read_line(FILE *f, char *buf, size_t size)
+{
+	size_t n = 0;
+	int ch;
+
+	while ((ch = getc(f)) != EOF && ch != '\n') {
+		if (ch == '\0')
+			return LINE_NUL;
+		if (n + 1 >= size)
+			return LINE_LONG;
+		buf[n++] = (char)ch;
+	}
+	buf[n] = '\0';
+	return ch == EOF && (n == 0 || ferror(f)) ? LINE_EOF : LINE_OK;
+}
+
 /* The first line of a secret file, without its line end. */
 static char *
 read_secret_file(const char *path, char *err, size_t errlen)
 {
-	char line[4096];
+	char line[4096], msg[CONF_ERR_MAX / 2], *tok = NULL;
 	FILE *f = fopen(path, "re");
 	size_t n;
 
@@ -300,29 +471,46 @@ read_secret_file(const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "'%s': %s", path, strerror(errno));
 		return NULL;
 	}
-	if (fgets(line, sizeof line, f) == NULL) {
-		if (ferror(f)) {
-			snprintf(err, errlen, "'%s': %s", path, strerror(errno));
-			fclose(f);
-			return NULL;
-		}
-		line[0] = '\0';
+	if (check_file_owner(f, path, msg, sizeof msg) != 0) {
+		snprintf(err, errlen, "'%s': %s", path, msg);
+		goto out;
 	}
-	if (strchr(line, '\n') == NULL && !feof(f)) {
+	switch (read_line(f, line, sizeof line)) {
+	case LINE_LONG:
 		snprintf(err, errlen, "'%s': the token is too long", path);
-		fclose(f);
-		return NULL;
+		goto out;
+	case LINE_NUL:
+		snprintf(err, errlen, "'%s': the token contains a NUL byte", path);
+		goto out;
+	case LINE_EOF:
+		line[0] = '\0';
+		break;
+	case LINE_OK:
+		break;
 	}
-	fclose(f);
-	n = strcspn(line, "\r\n");
-	line[n] = '\0';
+	if (ferror(f)) {
+		snprintf(err, errlen, "'%s': %s", path, strerror(errno));
+		goto out;
+	}
+	n = strlen(line);
 	while (n > 0 && isspace((unsigned char)line[n - 1]))
 		line[--n] = '\0';
 	if (n == 0) {
 		snprintf(err, errlen, "'%s': the token file is empty", path);
-		return NULL;
+		goto out;
 	}
-	return strdup(line);
+	/* It goes into an HTTP header: a CR or LF would start another one. */
+	if (has_control(line)) {
+		snprintf(err, errlen, "'%s': the token contains a control character",
+		    path);
+		goto out;
+	}
+	warn_world_readable(f, path, "token file");
+	if ((tok = strdup(line)) == NULL)
+		snprintf(err, errlen, "out of memory");
+out:
+	fclose(f);
+	return tok;
 }
 
 static int
@@ -345,10 +533,17 @@ key_set(const struct key *k, void *base, const char *v, char *err, size_t errlen
 {
 	void *field = (char *)base + k->off;
 
+	if ((k->type == T_TEXT || k->type == T_NONEMPTY_TEXT) && !utf8_valid(v)) {
+		/* jansson would leave it out of every event without a word. */
+		snprintf(err, errlen, "'%s' is not valid UTF-8", k->name);
+		return -1;
+	}
 	switch (k->type) {
 	case T_STR:
+	case T_TEXT:
 		return replace_str(field, v[0] != '\0' ? v : NULL, err, errlen);
 	case T_NONEMPTY:
+	case T_NONEMPTY_TEXT:
 		if (v[0] == '\0') {
 			snprintf(err, errlen, "'%s' needs a value", k->name);
 			return -1;
@@ -361,6 +556,12 @@ key_set(const struct key *k, void *base, const char *v, char *err, size_t errlen
 		}
 		return replace_str(field, v[0] != '\0' ? v : NULL, err, errlen);
 	case T_SECRET:
+		/* It goes into a header: a CR or LF would start another one. */
+		if (has_control(v)) {
+			snprintf(err, errlen, "the %s contains a control character",
+			    k->name);
+			return -1;
+		}
 		return replace_str(field, v[0] != '\0' ? v : NULL, err, errlen);
 	case T_SECRETFILE: {
 		char *tok;
@@ -503,11 +704,20 @@ key_format(const struct key *k, const void *base, char *buf, size_t len)
 	switch (k->type) {
 	case T_STR:
 	case T_NONEMPTY:
+	case T_TEXT:
+	case T_NONEMPTY_TEXT:
 	case T_USER:
-	case T_URL:
 	case T_SECRETFILE: {
 		const char *s = *(char *const *)field;
 		snprintf(buf, len, "%s", s ? s : "");
+		break;
+	}
+	case T_URL: {
+		const char *s = *(char *const *)field;
+		char *shown = s != NULL ? conf_url_redact(s) : NULL;
+		/* Out of memory shows nothing rather than the password. */
+		snprintf(buf, len, "%s", shown ? shown : "");
+		free(shown);
 		break;
 	}
 	case T_SECRET:
@@ -584,8 +794,8 @@ free_fields(enum scope scope, void *base)
 		if (k->scope != scope)
 			continue;
 		switch (k->type) {
-		case T_STR: case T_NONEMPTY: case T_USER: case T_SECRET:
-		case T_SECRETFILE: case T_URL:
+		case T_STR: case T_NONEMPTY: case T_TEXT: case T_NONEMPTY_TEXT:
+		case T_USER: case T_SECRET: case T_SECRETFILE: case T_URL:
 			free(*(char **)field);
 			*(char **)field = NULL;
 			break;
@@ -759,28 +969,40 @@ int
 conf_load_file(struct conf *c, const char *path, char *err, size_t errlen)
 {
 	FILE *f = fopen(path, "re");
-	/* A line of up to 4095 characters, its '\n' and the NUL. */
-	char buf[4095 + 2], section[64] = "", where[300];
+	/* A line of up to 4095 bytes, without its '\n', and the NUL. */
+	char buf[4095 + 1], section[64] = "", where[300], msg[CONF_ERR_MAX / 2];
 	struct seen *seen = NULL;
-	size_t nseen = 0;
+	size_t nseen = 0, pw_off, pw_len;
 	unsigned lineno = 0;
-	bool in_section = false;
+	bool in_section = false, has_secret = false;
+	enum line_status ls;
 	int rc = -1;
 
 	if (f == NULL) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
-	while (fgets(buf, sizeof buf, f) != NULL) {
-		char *line, *eq, *key, *val;
+	if (check_file_owner(f, path, msg, sizeof msg) != 0) {
+		snprintf(err, errlen, "%s: %s", path, msg);
+		goto out;
+	}
+	while ((ls = read_line(f, buf, sizeof buf)) != LINE_EOF) {
+		char *line = buf, *eq, *key, *val = NULL;
 
 		lineno++;
 		snprintf(where, sizeof where, "%s:%u", path, lineno);
-		if (strchr(buf, '\n') == NULL && !feof(f)) {
+		if (ls == LINE_LONG) {
 			snprintf(err, errlen, "%s: line too long", where);
 			goto out;
 		}
-		line = trim(buf);
+		if (ls == LINE_NUL) {
+			snprintf(err, errlen, "%s: NUL byte (not a text file?)", where);
+			goto out;
+		}
+		/* The byte order mark some Windows editors put first. */
+		if (lineno == 1 && strncmp(line, "\xef\xbb\xbf", 3) == 0)
+			line += 3;
+		line = trim(line);
 		if (line[0] == '\0' || line[0] == '#')
 			continue;
 		if (line[0] == '[') {
@@ -843,6 +1065,9 @@ conf_load_file(struct conf *c, const char *path, char *err, size_t errlen)
 		const struct key *k = key == NULL ? NULL :
 		    key_find(!in_section ? S_GLOBAL :
 		    strcmp(section, "hec") == 0 ? S_HEC : S_LISTENER, key);
+		if (k != NULL && (k->type == T_SECRET || (k->type == T_URL &&
+		    url_password(val, &pw_off, &pw_len))))
+			has_secret = true;
 		for (size_t i = 0; k != NULL && i < nseen; i++) {
 			if (seen[i].key == k && strcmp(seen[i].section, section) == 0) {
 				snprintf(err, errlen, "%s: '%s' already set at line %u",
@@ -866,6 +1091,8 @@ conf_load_file(struct conf *c, const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		goto out;
 	}
+	if (has_secret)
+		warn_world_readable(f, path, "file with a secret");
 	rc = 0;
 out:
 	free(seen);
@@ -947,6 +1174,11 @@ conf_finish(struct conf *c, char *err, size_t errlen)
 		if (gethostname(h, sizeof h) != 0)
 			snprintf(h, sizeof h, "localhost");
 		h[sizeof h - 1] = '\0';
+		if (!utf8_valid(h)) {
+			snprintf(err, errlen,
+			    "this host's name is not valid UTF-8: set hec.host");
+			return -1;
+		}
 		if (replace_str(&c->hec.host, h, err, errlen) != 0)
 			return -1;
 	}
@@ -957,6 +1189,53 @@ bool
 conf_hec_enabled(const struct conf *c)
 {
 	return c->hec.url != NULL && c->hec.token != NULL;
+}
+
+bool
+conf_has_secret(const struct conf *c)
+{
+	size_t off, len;
+
+	return c->hec.token != NULL ||
+	    (c->hec.url != NULL && url_password(c->hec.url, &off, &len));
+}
+
+/*
+ * The -o options whose value is secret, by the name given to -o; for a URL
+ * only the password of its userinfo is.  By name rather than by key type,
+ * so that a secret is wiped even from an -o that was refused.
+ */
+static const struct {
+	const char *name;
+	bool url;
+} secret_options[] = {
+	{"hec.token", false},
+	{"hec.url", true},
+	{"mqtt.password", false},
+	{"mqtt.url", true},
+};
+
+void
+conf_wipe_option(char *kv)
+{
+	char *eq = strchr(kv, '='), *v;
+	size_t n, off, len;
+
+	if (eq == NULL)
+		return;
+	n = (size_t)(eq - kv);
+	v = eq + 1;
+	for (size_t i = 0; i < sizeof secret_options / sizeof secret_options[0];
+	    i++) {
+		if (strlen(secret_options[i].name) != n ||
+		    strncmp(kv, secret_options[i].name, n) != 0)
+			continue;
+		if (!secret_options[i].url)
+			memset(v, '*', strlen(v));
+		else if (url_password(v, &off, &len))
+			memset(v + off, '*', len);
+		return;
+	}
 }
 
 static void

@@ -51,7 +51,7 @@ struct listener_conf {
 };
 
 struct hec_conf {
-	char *url;
+	char *url;   /* a password in its userinfo is a secret too */
 	char *token; /* secret: printed as *** */
 	char *token_file;
 	char *index;
@@ -87,6 +87,12 @@ int conf_load_env(struct conf *c, char *err, size_t errlen);
 int conf_set_option(struct conf *c, const char *kv, char *err, size_t errlen);
 int conf_finish(struct conf *c, char *err, size_t errlen);
 bool conf_hec_enabled(const struct conf *c);
+/* A token or a URL password is held: the process must not be dumpable. */
+bool conf_has_secret(const struct conf *c);
+/* Overwrite the secret in an -o KEY=VALUE argument, in place (argv). */
+void conf_wipe_option(char *kv);
+/* url with the password of its userinfo as ***; NULL if out of memory. */
+char *conf_url_redact(const char *url);
 void conf_print(const struct conf *c, FILE *f);
 void conf_free(struct conf *c);
 

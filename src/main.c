@@ -1,10 +1,12 @@
 /*
  * main.c - command line, start-up and the signal thread.
  *
- * Start-up order: configuration (exit 78 on any error), raise the fd limit,
- * bind the listeners, drop privileges, block signals in every thread, start
- * the listeners, then wait in sigwait() for SIGTERM/SIGINT.  Shutdown stops
- * accepting, shuts every live connection down and joins every thread.
+ * Start-up order: configuration (exit 78 on any error), wipe the secrets of
+ * -o from argv and make a process that holds a secret non-dumpable (no core
+ * file, no ptrace by its user), raise the fd limit, bind the listeners, drop
+ * privileges, block signals in every thread, start the listeners, then wait
+ * in sigwait() for SIGTERM/SIGINT.  Shutdown stops accepting, shuts every
+ * live connection down and joins every thread.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -14,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -176,7 +179,16 @@ main(int argc, char **argv)
 		fatalx(1, "out of memory");
 	while ((ch = getopt_long(argc, argv, "f:o:nvqVh", longopts, NULL)) != -1) {
 		switch (ch) {
-		case 'f': file = optarg; break;
+		case 'f':
+			/* Which one would win is a guess: say so instead. */
+			if (file != NULL) {
+				fprintf(stderr, "deye-mitm: -f given twice\n");
+				usage(stderr);
+				free(opts);
+				return 2;
+			}
+			file = optarg;
+			break;
 		case 'o': opts[nopts++] = optarg; break;
 		case 'n': check = 1; break;
 		case 'v': verbose++; break;
@@ -214,7 +226,13 @@ main(int argc, char **argv)
 			goto conf_error;
 	if (conf_finish(c, err, sizeof err) != 0)
 		goto conf_error;
+	/* Every user can read /proc/PID/cmdline; conf has its own copies. */
+	for (int i = 0; i < nopts; i++)
+		conf_wipe_option(opts[i]);
 	free(opts);
+	if (conf_has_secret(c) && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+		log_warn("cannot make the process non-dumpable: a core dump "
+		    "would hold the token");
 	log_set_level(c->log_level + verbose);
 	if (check) {
 		conf_print(c, stdout);

@@ -23,7 +23,9 @@
  *                            the same batch again after a capped exponential
  *                            backoff with jitter, or Retry-After if longer
  *
- * The token is only ever put in the Authorization header.
+ * The token is only ever put in the Authorization header.  A password in
+ * the URL's userinfo is a secret too: libcurl gets the URL as it is, and
+ * every log line shows it with the password as ***.
  */
 #include "sink_hec.h"
 
@@ -65,7 +67,9 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t stop_cond;
 static bool stopping;
 static atomic_int_least64_t stop_deadline; /* monotonic ms, 0: none */
-static char *url, *prefix;               /* envelope up to "event": */
+static char *post_url;                   /* for libcurl only */
+static char *url;                        /* for the log: no password */
+static char *prefix;                     /* envelope up to "event": */
 static char dead_dir[4096];
 
 static int
@@ -306,7 +310,7 @@ run(void *arg)
 	hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
 	/* The token was copied into the header list; do not keep it around. */
 	memset(auth.p, 0, auth.n);
-	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_URL, post_url);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)cf->hec.timeout_ms);
@@ -463,7 +467,8 @@ sink_hec_start(const struct conf *c)
 {
 	cf = c;
 	clock_cond_init(&stop_cond);
-	if ((url = make_url(c->hec.url)) == NULL ||
+	if ((post_url = make_url(c->hec.url)) == NULL ||
+	    (url = conf_url_redact(post_url)) == NULL ||
 	    (prefix = make_prefix(&c->hec)) == NULL) {
 		log_errorx("hec: out of memory");
 		return -1;
@@ -496,7 +501,8 @@ sink_hec_stop(int64_t grace_ms)
 	pthread_join(thread, NULL);
 	journal_reader_close(reader);
 	reader = NULL;
+	free(post_url);
 	free(url);
 	free(prefix);
-	url = prefix = NULL;
+	post_url = url = prefix = NULL;
 }

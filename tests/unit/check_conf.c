@@ -2,7 +2,8 @@
  * check_conf.c - unit tests of conf.c against SPEC.md's configuration
  * contract: values with units, every way of setting a key (file,
  * environment, -o) and their precedence, conf_finish, the HEC token and URL,
- * and the file format.
+ * the handling of secrets (masking, argv wiping, file modes, control
+ * characters), and the file format.
  *
  * The file format is tested data-first, like jansson's test suite:
  *   data/conf/valid/NAME.conf    loads, and conf_print gives NAME.expected;
@@ -19,11 +20,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <check.h>
 
 #include "conf.h"
+#include "log.h"
 #include "suites.h"
 
 #define NELEM(a) (sizeof (a) / sizeof (a)[0])
@@ -37,12 +40,23 @@ static const char *const hec_env[] = {
 	"DEYE_SPLUNK_HEC_INSECURE",
 };
 
-/* The environment of the machine running the tests must not leak in. */
+/*
+ * The environment of the machine running the tests must not leak in.  The
+ * warnings on world-readable secrets (data/ holds some) would only be noise.
+ */
 static void
 clear_env(void)
 {
 	for (size_t i = 0; i < NELEM(hec_env); i++)
 		unsetenv(hec_env[i]);
+	log_set_level(LOG_ERROR);
+}
+
+static void
+restore(void)
+{
+	clear_env();
+	log_set_level(LOG_INFO);
 }
 
 static struct conf *
@@ -404,6 +418,13 @@ static const struct {
 	{"user=", "user", ""},
 	{"hec.url=https://splunk.example:8088", "hec.url", "https://splunk.example:8088"},
 	{"hec.index=solar", "hec.index", "solar"},
+	/* UTF-8 goes into the envelope as it is */
+	{"hec.index=s\xc3\xb6lar", "hec.index", "s\xc3\xb6lar"},
+	{"hec.source=\xe2\x98\x80", "hec.source", "\xe2\x98\x80"},
+	{"hec.host=\xf0\x9f\x8c\x9e-\xef\xbf\xbf", "hec.host", "\xf0\x9f\x8c\x9e-\xef\xbf\xbf"},
+	{"hec.sourcetype=\xf4\x8f\xbf\xbf", "hec.sourcetype", "\xf4\x8f\xbf\xbf"},
+	/* a URL's password is a secret */
+	{"hec.url=http://user:pw@127.0.0.1:8088", "hec.url", "http://user:***@127.0.0.1:8088"},
 	{"hec.index=a=b", "hec.index", "a=b"},
 	{"hec.sourcetype=deye:json", "hec.sourcetype", "deye:json"},
 	{"hec.host=box1", "hec.host", "box1"},
@@ -476,6 +497,8 @@ END_TEST
 #define LISTENER_HINT "' belongs in a listener section such as [deye]"
 #define HEC_HINT "' belongs in the [hec] section"
 #define TZ_RANGE "': expected auto or minutes east of UTC (-720 to 840)"
+#define NOT_UTF8(key) "'" key "' is not valid UTF-8"
+#define CONTROL "the token contains a control character"
 
 static const struct {
 	const char *opt;
@@ -593,6 +616,23 @@ static const struct {
 	/* token_file */
 	{"hec.token_file=" DATA "/no-such-token",
 	    "-o hec.token_file: '" DATA "/no-such-token': No such file or directory"},
+	/* text that goes into an envelope: jansson would drop it */
+	{"hec.index=sol\xe9" "ar", "-o hec.index: " NOT_UTF8("index")},
+	{"hec.index=\x80", "-o hec.index: " NOT_UTF8("index")},           /* lone continuation */
+	{"hec.source=\xc0\xaf", "-o hec.source: " NOT_UTF8("source")},     /* overlong */
+	{"hec.source=\xe0\x80\xaf", "-o hec.source: " NOT_UTF8("source")}, /* overlong */
+	{"hec.host=\xed\xa0\x80", "-o hec.host: " NOT_UTF8("host")},      /* surrogate */
+	{"hec.host=\xf4\x90\x80\x80", "-o hec.host: " NOT_UTF8("host")}, /* past U+10FFFF */
+	{"hec.sourcetype=\xe2\x98", "-o hec.sourcetype: " NOT_UTF8("sourcetype")}, /* cut */
+	{"hec.sourcetype=\xf8\x88\x80\x80\x80", "-o hec.sourcetype: " NOT_UTF8("sourcetype")},
+	/* a control character in a secret: a CR/LF would inject a header */
+	{"hec.token=abc\r\nX-Injected: yes", "-o hec.token: " CONTROL},
+	{"hec.token=abc\n", "-o hec.token: " CONTROL},
+	{"hec.token=a\tb", "-o hec.token: " CONTROL},
+	{"hec.token=\x1b[2J", "-o hec.token: " CONTROL},
+	{"hec.token=abc\x7f", "-o hec.token: " CONTROL},
+	{"hec.url=http://u:pw\r\nX: y@splunk.example",
+	    "-o hec.url: the URL contains a control character"},
 };
 
 START_TEST(test_option_bad)
@@ -791,6 +831,15 @@ static const struct {
 	{"DEYE_SPLUNK_HEC_URL", "splunk.example:8088",
 	    "environment (DEYE_SPLUNK_HEC_URL): 'splunk.example:8088': "
 	    "not a URL (https://host:8088)"},
+	{"DEYE_SPLUNK_HEC_URL", "ftp://user:S3CRETPW@splunk.example",
+	    "environment (DEYE_SPLUNK_HEC_URL): 'ftp://user:***@splunk.example': "
+	    "the scheme must be https or http"},
+	{"DEYE_SPLUNK_HEC_TOKEN", "abc\r\nX-Injected: yes",
+	    "environment (DEYE_SPLUNK_HEC_TOKEN): " CONTROL},
+	{"DEYE_SPLUNK_HEC_INDEX", "sol\xe9" "ar",
+	    "environment (DEYE_SPLUNK_HEC_INDEX): " NOT_UTF8("index")},
+	{"DEYE_SPLUNK_HEC_SOURCETYPE", "\xc0\xaf",
+	    "environment (DEYE_SPLUNK_HEC_SOURCETYPE): " NOT_UTF8("sourcetype")},
 };
 
 START_TEST(test_env_bad)
@@ -1137,6 +1186,218 @@ START_TEST(test_url_bad)
 }
 END_TEST
 
+/* ---- secrets ---- */
+
+/* The password of a URL's userinfo, and nothing else, becomes ***. */
+static const struct {
+	const char *url, *shown;
+} redact[] = {
+	{"http://user:pw@127.0.0.1:8088", "http://user:***@127.0.0.1:8088"},
+	{"https://u:@splunk.example", "https://u:***@splunk.example"},
+	{"https://x:tok@splunk.example:8088/services/collector/event",
+	    "https://x:***@splunk.example:8088/services/collector/event"},
+	{"https://a:b@c@splunk.example/", "https://a:***@splunk.example/"},
+	{"https://a:b:c@[::1]:8088", "https://a:***@[::1]:8088"},
+	{"user:pw@splunk.example", "user:***@splunk.example"}, /* no scheme */
+	/* no password: nothing to hide */
+	{"https://splunk.example:8088", "https://splunk.example:8088"},
+	{"https://user@splunk.example:8088", "https://user@splunk.example:8088"},
+	{"https://h/services/collector?u=a:b@c", "https://h/services/collector?u=a:b@c"},
+	{"https://h#a:b@c", "https://h#a:b@c"},
+	{"", ""},
+};
+
+START_TEST(test_url_redact)
+{
+	char *got = conf_url_redact(redact[_i].url);
+
+	ck_assert_ptr_nonnull(got);
+	ck_assert_str_eq(got, redact[_i].shown);
+	free(got);
+}
+END_TEST
+
+/* What main leaves of each -o argument in argv. */
+static const struct {
+	const char *arg, *left;
+} wipe[] = {
+	{"hec.token=ARGVTOKEN", "hec.token=*********"},
+	{"hec.token=", "hec.token="},
+	{"mqtt.password=pw", "mqtt.password=**"},
+	{"hec.url=http://user:URLPW@127.0.0.1:8088", "hec.url=http://user:*****@127.0.0.1:8088"},
+	{"mqtt.url=mqtt://u:p@broker", "mqtt.url=mqtt://u:*@broker"},
+	{"hec.url=https://splunk.example:8088", "hec.url=https://splunk.example:8088"},
+	{"hec.token_file=/etc/tok", "hec.token_file=/etc/tok"},
+	{"hec.tokens=x", "hec.tokens=x"},
+	{"ec.token=x", "ec.token=x"},
+	{"token=x", "token=x"},
+	{"hec.index=a=b", "hec.index=a=b"},
+	{"hec.token", "hec.token"},
+};
+
+START_TEST(test_wipe_option)
+{
+	char arg[128];
+
+	snprintf(arg, sizeof arg, "%s", wipe[_i].arg);
+	conf_wipe_option(arg);
+	ck_assert_str_eq(arg, wipe[_i].left);
+}
+END_TEST
+
+/* main makes the process non-dumpable when this is true. */
+static const struct {
+	const char *opt;
+	bool secret;
+} holds[] = {
+	{NULL, false},
+	{"hec.url=https://splunk.example:8088", false},
+	{"hec.url=https://user@splunk.example:8088", false},
+	{"hec.url=https://user:pw@splunk.example:8088", true},
+	{"hec.token=t", true},
+	{"hec.token_file=" DATA "/token.txt", true},
+};
+
+START_TEST(test_has_secret)
+{
+	struct conf *c = new_conf();
+	char err[CONF_ERR_MAX] = "";
+	bool got;
+
+	if (holds[_i].opt != NULL)
+		ck_assert_msg(conf_set_option(c, holds[_i].opt, err, sizeof err) == 0,
+		    "%s", err);
+	got = conf_has_secret(c);
+	conf_free(c);
+	ck_assert(got == holds[_i].secret);
+}
+END_TEST
+
+/*
+ * Config and token files that another user can write are refused; what
+ * they can only read is accepted (with a warning, seen in the black-box
+ * tests).  Run as root, as make check is, to make a file someone else owns.
+ */
+enum { CONFIG, TOKEN };
+#define CHANGE(mode) "other users can change it (mode " mode "): chmod go-w "
+#define OWNER "belongs to uid 1000, who can change it: it must belong to root " \
+	"or to the user running deye-mitm"
+
+static const struct {
+	int kind;
+	mode_t mode;
+	uid_t uid;
+	const char *err; /* after "PATH: " or "-o hec.token_file: 'PATH': " */
+} modes[] = {
+	{CONFIG, 0600, 0, NULL},
+	{CONFIG, 0640, 0, NULL},
+	{CONFIG, 0644, 0, NULL},
+	{CONFIG, 0444, 0, NULL},
+	{CONFIG, 0666, 0, CHANGE("0666")},
+	{CONFIG, 0646, 0, CHANGE("0646")},
+	{CONFIG, 0620, 0, CHANGE("0620")},
+	{CONFIG, 0600, 1000, OWNER},
+	{TOKEN, 0600, 0, NULL},
+	{TOKEN, 0640, 0, NULL},
+	{TOKEN, 0644, 0, NULL},
+	{TOKEN, 0400, 0, NULL},
+	{TOKEN, 0666, 0, CHANGE("0666")},
+	{TOKEN, 0602, 0, CHANGE("0602")},
+	{TOKEN, 0660, 0, CHANGE("0660")},
+	{TOKEN, 01622, 0, CHANGE("1622")},
+	{TOKEN, 0600, 1000, OWNER},
+};
+
+START_TEST(test_file_modes)
+{
+	char dir[] = "/tmp/deye-conf-XXXXXX", path[64], opt[96], want[CONF_ERR_MAX];
+	char err[CONF_ERR_MAX] = "";
+	const char *text = modes[_i].kind == CONFIG ?
+	    "[hec]\ntoken = t0ken\n" : "t0ken\n";
+	struct conf *c = new_conf();
+	int rc;
+
+	ck_assert_msg(geteuid() == 0, "run as root (make check is)");
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof path, "%s/secret", dir);
+	write_file(path, text, strlen(text));
+	ck_assert_int_eq(chmod(path, modes[_i].mode), 0);
+	ck_assert_int_eq(chown(path, modes[_i].uid, 0), 0);
+	if (modes[_i].kind == CONFIG) {
+		rc = conf_load_file(c, path, err, sizeof err);
+		snprintf(want, sizeof want, "%s: %s%s", path,
+		    modes[_i].err ? modes[_i].err : "",
+		    modes[_i].err && strstr(modes[_i].err, "chmod") ? path : "");
+	} else {
+		snprintf(opt, sizeof opt, "hec.token_file=%s", path);
+		rc = conf_set_option(c, opt, err, sizeof err);
+		snprintf(want, sizeof want, "-o hec.token_file: '%s': %s%s", path,
+		    modes[_i].err ? modes[_i].err : "",
+		    modes[_i].err && strstr(modes[_i].err, "chmod") ? path : "");
+	}
+	unlink(path);
+	rmdir(dir);
+	if (modes[_i].err == NULL) {
+		ck_assert_msg(rc == 0, "mode %04o refused: %s", modes[_i].mode, err);
+		ck_assert_str_eq(c->hec.token, "t0ken");
+	} else {
+		ck_assert_msg(rc == -1, "mode %04o uid %u accepted",
+		    modes[_i].mode, (unsigned)modes[_i].uid);
+		ck_assert_str_eq(err, want);
+		ck_assert_msg(strstr(err, "t0ken") == NULL, "%s", err);
+	}
+	conf_free(c);
+}
+END_TEST
+
+/* The token file's first line, byte by byte. */
+static const struct {
+	const char *text;
+	size_t len;
+	const char *token, *err; /* err after "-o hec.token_file: 'PATH': " */
+} token_bytes[] = {
+#define T(s) s, sizeof s - 1
+	{T("abc\r\n"), "abc", NULL},
+	{T("abc \t\r\n"), "abc", NULL},
+	{T("abc\nX-Injected: yes\n"), "abc", NULL}, /* the first line only */
+	{T("\xc3\xa9t\xc3\xa9\n"), "\xc3\xa9t\xc3\xa9", NULL},
+	{T("abc\rX-Injected: yes\n"), NULL, "the token contains a control character"},
+	{T("a\tb\n"), NULL, "the token contains a control character"},
+	{T("\x01" "abc\n"), NULL, "the token contains a control character"},
+	{T("abc\0def\n"), NULL, "the token contains a NUL byte"},
+	{T("\0\n"), NULL, "the token contains a NUL byte"},
+#undef T
+};
+
+START_TEST(test_token_bytes)
+{
+	char dir[] = "/tmp/deye-conf-XXXXXX", path[64], opt[96], want[CONF_ERR_MAX];
+	char err[CONF_ERR_MAX] = "", token[64];
+	struct conf *c = new_conf();
+	int rc;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof path, "%s/token", dir);
+	write_file(path, token_bytes[_i].text, token_bytes[_i].len);
+	ck_assert_int_eq(chmod(path, 0600), 0);
+	snprintf(opt, sizeof opt, "hec.token_file=%s", path);
+	rc = conf_set_option(c, opt, err, sizeof err);
+	unlink(path);
+	rmdir(dir);
+	snprintf(token, sizeof token, "%s", c->hec.token ? c->hec.token : "(unset)");
+	conf_free(c);
+	if (token_bytes[_i].err == NULL) {
+		ck_assert_msg(rc == 0, "%s", err);
+		ck_assert_str_eq(token, token_bytes[_i].token);
+	} else {
+		snprintf(want, sizeof want, "-o hec.token_file: '%s': %s", path,
+		    token_bytes[_i].err);
+		ck_assert_int_eq(rc, -1);
+		ck_assert_str_eq(err, want);
+	}
+}
+END_TEST
+
 /* ---- files: data/conf/valid and data/conf/invalid ---- */
 
 struct names {
@@ -1372,6 +1633,50 @@ START_TEST(test_long_lines)
 }
 END_TEST
 
+/*
+ * A UTF-8 byte order mark before the first line is skipped (Windows
+ * editors write one); anywhere else it is an ordinary byte.
+ */
+static const struct {
+	const char *text;
+	const char *err; /* after "PATH:" */
+} boms[] = {
+	{"\xef\xbb\xbflog_level = debug\n[hec]\nhost = h\n", NULL},
+	{"\xef\xbb\xbf# a comment first\nlog_level = debug\n[hec]\nhost = h\n", NULL},
+	{"\xef\xbb\xbf\nlog_level = debug\n[hec]\nhost = h\n", NULL},
+	{"\xef\xbb\xbf[hec]\nhost = h\n", NULL},
+	{"log_level = debug\n\xef\xbb\xbf[hec]\n", "2: expected key = value"},
+	{"\xef\xbb\xbf\xef\xbb\xbflog_level = debug\n",
+	    "1: unknown key '\xef\xbb\xbflog_level'"},
+};
+
+START_TEST(test_bom)
+{
+	char dir[] = "/tmp/deye-conf-XXXXXX", path[64], want[CONF_ERR_MAX];
+	char err[CONF_ERR_MAX] = "";
+	struct conf *c = new_conf();
+	int rc;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof path, "%s/bom.conf", dir);
+	write_file(path, boms[_i].text, strlen(boms[_i].text));
+	rc = conf_load_file(c, path, err, sizeof err);
+	unlink(path);
+	rmdir(dir);
+	if (boms[_i].err == NULL) {
+		ck_assert_msg(rc == 0, "%s", err);
+		ck_assert_str_eq(c->hec.host, "h");
+		if (strstr(boms[_i].text, "log_level") != NULL)
+			assert_printed(c, "", "log_level", "debug");
+	} else {
+		snprintf(want, sizeof want, "%s:%s", path, boms[_i].err);
+		ck_assert_int_eq(rc, -1);
+		ck_assert_str_eq(err, want);
+	}
+	conf_free(c);
+}
+END_TEST
+
 /* ---- the suite ---- */
 
 static TCase *
@@ -1379,7 +1684,7 @@ tcase(Suite *s, const char *name)
 {
 	TCase *tc = tcase_create(name);
 
-	tcase_add_checked_fixture(tc, clear_env, clear_env);
+	tcase_add_checked_fixture(tc, clear_env, restore);
 	suite_add_tcase(s, tc);
 	return tc;
 }
@@ -1443,6 +1748,14 @@ conf_suite(void)
 	tcase_add_loop_test(tc, test_invalid_file, 0, (int)invalid_files.n);
 	tcase_add_test(tc, test_file_missing);
 	tcase_add_loop_test(tc, test_long_lines, 0, NELEM(long_lines));
+	tcase_add_loop_test(tc, test_bom, 0, NELEM(boms));
+
+	tc = tcase(s, "secrets");
+	tcase_add_loop_test(tc, test_url_redact, 0, NELEM(redact));
+	tcase_add_loop_test(tc, test_wipe_option, 0, NELEM(wipe));
+	tcase_add_loop_test(tc, test_has_secret, 0, NELEM(holds));
+	tcase_add_loop_test(tc, test_file_modes, 0, NELEM(modes));
+	tcase_add_loop_test(tc, test_token_bytes, 0, NELEM(token_bytes));
 
 	return s;
 }
