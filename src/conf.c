@@ -26,6 +26,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <grp.h>
 #include <pwd.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -392,6 +393,26 @@ out:
 }
 
 /*
+ * Whether gid is uid's own group and nobody else's (Debian and Ubuntu give
+ * each user one, and a umask of 002 then makes files group-writable: that
+ * lets no other user write them).
+ */
+static bool
+is_private_group(uid_t uid, gid_t gid)
+{
+	struct passwd *pw = getpwuid(uid);
+	struct group *gr = getgrgid(gid);
+
+	if (pw == NULL || gr == NULL || pw->pw_gid != gid ||
+	    strcmp(pw->pw_name, gr->gr_name) != 0)
+		return false;
+	for (char **m = gr->gr_mem; *m != NULL; m++)
+		if (strcmp(*m, pw->pw_name) != 0)
+			return false;
+	return true;
+}
+
+/*
  * Refuse a file that another user can write: it could make us read what
  * they like (or, for a token, send it where they like).  Only regular
  * files: a pipe (-f <(...)) belongs to whoever made it.
@@ -413,7 +434,8 @@ check_file_owner(FILE *f, const char *path, char *msg, size_t msglen)
 		    "or to the user running deye-mitm", (unsigned)st.st_uid);
 		return -1;
 	}
-	if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+	if ((st.st_mode & S_IWOTH) != 0 || ((st.st_mode & S_IWGRP) != 0 &&
+	    !is_private_group(st.st_uid, st.st_gid))) {
 		snprintf(msg, msglen,
 		    "other users can change it (mode %04o): chmod go-w %s",
 		    (unsigned)(st.st_mode & 07777), path);

@@ -150,8 +150,14 @@ class TestFileModes(SecretsTest):
         self.assertEqual(self.check("-f", conf)[0::2], (78, (
             "%s: other users can change it (mode 0666): chmod go-w %s\n")
             % (conf, conf)))
+        # Group-writable: refused for a shared group (users), not for the
+        # owner's own group (umask 002 on Debian and Ubuntu).
         os.chmod(conf, 0o620)
+        os.chown(conf, 0, 100)
         self.assertEqual(self.check("-f", conf)[0], 78)
+        os.chown(conf, 0, 0)
+        os.chmod(conf, 0o664)
+        self.assertEqual(self.check("-f", conf)[0], 0)
         # Readable by all: a warning, only when it holds a secret (a token
         # or a URL password), as most configuration files are 0644.
         for text, warned in ((secret, True), (plain, False),

@@ -1287,25 +1287,27 @@ static const struct {
 	int kind;
 	mode_t mode;
 	uid_t uid;
+	gid_t gid;         /* 0: root's own group; 100: users, shared */
 	const char *err; /* after "PATH: " or "-o hec.token_file: 'PATH': " */
 } modes[] = {
-	{CONFIG, 0600, 0, NULL},
-	{CONFIG, 0640, 0, NULL},
-	{CONFIG, 0644, 0, NULL},
-	{CONFIG, 0444, 0, NULL},
-	{CONFIG, 0666, 0, CHANGE("0666")},
-	{CONFIG, 0646, 0, CHANGE("0646")},
-	{CONFIG, 0620, 0, CHANGE("0620")},
-	{CONFIG, 0600, 1000, OWNER},
-	{TOKEN, 0600, 0, NULL},
-	{TOKEN, 0640, 0, NULL},
-	{TOKEN, 0644, 0, NULL},
-	{TOKEN, 0400, 0, NULL},
-	{TOKEN, 0666, 0, CHANGE("0666")},
-	{TOKEN, 0602, 0, CHANGE("0602")},
-	{TOKEN, 0660, 0, CHANGE("0660")},
-	{TOKEN, 01622, 0, CHANGE("1622")},
-	{TOKEN, 0600, 1000, OWNER},
+	{CONFIG, 0600, 0, 0, NULL},
+	{CONFIG, 0640, 0, 0, NULL},
+	{CONFIG, 0644, 0, 0, NULL},
+	{CONFIG, 0444, 0, 0, NULL},
+	{CONFIG, 0666, 0, 0, CHANGE("0666")},
+	{CONFIG, 0646, 0, 0, CHANGE("0646")},
+	{CONFIG, 0620, 0, 100, CHANGE("0620")},
+	{CONFIG, 0664, 0, 0, NULL},
+	{CONFIG, 0600, 1000, 0, OWNER},
+	{TOKEN, 0600, 0, 0, NULL},
+	{TOKEN, 0640, 0, 0, NULL},
+	{TOKEN, 0644, 0, 0, NULL},
+	{TOKEN, 0400, 0, 0, NULL},
+	{TOKEN, 0666, 0, 0, CHANGE("0666")},
+	{TOKEN, 0602, 0, 0, CHANGE("0602")},
+	{TOKEN, 0660, 0, 100, CHANGE("0660")},
+	{TOKEN, 01622, 0, 100, CHANGE("1622")},
+	{TOKEN, 0600, 1000, 0, OWNER},
 };
 
 START_TEST(test_file_modes)
@@ -1322,7 +1324,7 @@ START_TEST(test_file_modes)
 	snprintf(path, sizeof path, "%s/secret", dir);
 	write_file(path, text, strlen(text));
 	ck_assert_int_eq(chmod(path, modes[_i].mode), 0);
-	ck_assert_int_eq(chown(path, modes[_i].uid, 0), 0);
+	ck_assert_int_eq(chown(path, modes[_i].uid, modes[_i].gid), 0);
 	if (modes[_i].kind == CONFIG) {
 		rc = conf_load_file(c, path, err, sizeof err);
 		snprintf(want, sizeof want, "%s: %s%s", path,
