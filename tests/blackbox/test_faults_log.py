@@ -15,6 +15,8 @@ import time
 import unittest
 
 from harness import BIN, SLOW, Server, echo_handler, read_events, recv_all, wait_for
+from hec_receiver import HecReceiver
+from test_hec import HecTest
 from test_journal import JournalTest, heartbeat
 from test_solarman import FRAMES
 
@@ -236,6 +238,42 @@ class EventsFile(JournalTest):
         seqs = [e["frame.seq"] for e in evs if e["type"] == "heartbeat"]
         self.assertEqual(seqs, ["f5 %02x" % i for i in range(40)])
         self.assertEqual(len({e["id"] for e in evs}), 81)
+
+
+class FlappingReceiver(HecReceiver):
+    """Every other request to the collector gets 503 Server is busy."""
+    flap = False
+
+    def _next_action(self):
+        with self.lock:
+            self.flap = not self.flap
+            return ("status", 503) if self.flap else None
+
+
+class FlappingHec(HecTest):
+    def test_flapping_receiver_gets_a_line_a_minute_and_every_event(self):
+        rx = FlappingReceiver()
+        self.addCleanup(rx.close)
+        d = self.hec_daemon(rx)
+        s = d.connect()
+        drain = threading.Thread(target=recv_all, args=(s,))
+        drain.start()
+        n = 0
+        end = time.monotonic() + 8
+        while time.monotonic() < end:  # a heartbeat every 100 ms for 8 s
+            s.sendall(heartbeat(n))
+            n += 1
+            time.sleep(0.1)
+        s.shutdown(socket.SHUT_WR)
+        drain.join()
+        s.close()
+        evs = rx.wait_events(2 * n + 1, 15)
+        self.assertEqual(len({e["event"]["id"] for e in evs}), 2 * n + 1)
+        busy = sum(1 for r in rx.requests if r["status"] == 503)
+        self.assertGreaterEqual(busy, 5)  # it did flap
+        log = d.log()
+        self.assertEqual(log.count("answered 503"), 1, log)
+        self.assertLessEqual(log.count("delivering again"), 1, log)
 
 
 if __name__ == "__main__":
