@@ -14,7 +14,8 @@ import threading
 import time
 import unittest
 
-from harness import BIN, SLOW, Server, echo_handler, read_events, recv_all, wait_for
+from harness import (BIN, SANITIZER_MARKS, SLOW, Server, echo_handler,
+                     read_events, recv_all, wait_for)
 from hec_receiver import HecReceiver
 from test_hec import HecTest
 from test_journal import JournalTest, heartbeat
@@ -132,6 +133,8 @@ class StalledStderr(unittest.TestCase):
         self.assertEqual(rc, 0)
         self.read()
         self.assertIn(b"info: stopped\n", self.log)
+        for m in SANITIZER_MARKS:
+            self.assertNotIn(m.encode(), self.log)
 
 
 class EventsFile(JournalTest):
@@ -182,6 +185,8 @@ class EventsFile(JournalTest):
             drain = threading.Thread(target=recv_all, args=(s,))
             drain.start()
             try:
+                self.assertTrue(wait_for(lambda: os.path.exists(self.events),
+                                         5))
                 size = os.path.getsize(self.events)
                 grown = size + rnd.randint(20, 200) * 1000
                 # About 1,000 frames a second until the file has grown.
@@ -192,8 +197,9 @@ class EventsFile(JournalTest):
                     time.sleep(0.01)
                 self.kill(d)
             finally:
-                s.close()
+                s.shutdown(socket.SHUT_RDWR)
                 drain.join()
+                s.close()
         d = self.run_daemon()
         self.send(d, [heartbeat(7)])  # journalled after all the rest
 
