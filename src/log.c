@@ -147,21 +147,24 @@ static void *
 run(void *arg)
 {
 	static uint64_t total;
-	char line[LINE_MAX_LEN];
+	char line[LINE_MAX_LEN], *out;
+	size_t n;
+	uint64_t lost;
 
 	(void)arg;
 	pthread_mutex_lock(&mu);
 	for (;;) {
-		while (queued == 0 && dropped == 0 && !stopping)
+		/* A line is dropped only when the queue is full, so an
+		 * empty queue has no count to tell. */
+		while (queued == 0 && !stopping)
 			pthread_cond_wait(&filled, &mu);
-		if (queued == 0 && dropped == 0) {
+		if (queued == 0) {
 			running = false; /* stopping: later lines go out directly */
 			break;
 		}
-		char *out = queue;
-		size_t n = queued;
-		uint64_t lost = dropped;
-
+		out = queue;
+		n = queued;
+		lost = dropped;
 		queue = queue == bufs[0] ? bufs[1] : bufs[0];
 		queued = 0;
 		dropped = 0;
