@@ -237,8 +237,7 @@ run(void *arg)
 	for (;;) {
 		/* Lines gathered are written as soon as the journal has no
 		 * more at hand. */
-		int r = journal_next(reader, &rec,
-		    out.n > 0 ? 0 : failing ? 1000 : 500);
+		int r = journal_next(reader, &rec, out.n > 0 ? 0 : 500);
 
 		if (r == 1) {
 			if (!out_add(rec.json, rec.len)) {
