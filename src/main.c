@@ -4,9 +4,9 @@
  * Start-up order: configuration (exit 78 on any error), wipe the secrets of
  * -o from argv and make a process that holds a secret non-dumpable (no core
  * file, no ptrace by its user), raise the fd limit, bind the listeners, drop
- * privileges, block signals in every thread, start the listeners, then wait
- * in sigwait() for SIGTERM/SIGINT.  Shutdown stops accepting, shuts every
- * live connection down and joins every thread.
+ * privileges, block signals in every thread, start the log thread and the
+ * listeners, then wait in sigwait() for SIGTERM/SIGINT.  Shutdown stops
+ * accepting, shuts every live connection down and joins every thread.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -258,6 +258,7 @@ main(int argc, char **argv)
 	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	log_start(); /* from here on no thread waits for stderr */
 
 	event_ids_init();
 	if (journal_open(c, err, sizeof err) != 0)

@@ -292,8 +292,12 @@ run(void *arg)
 	size_t max_events = (size_t)cf->hec.batch_max_events, limit = max_events;
 	int64_t backoff = 0, last_complaint = 0;
 	struct journal_pos skip = {0, 0};
-	bool skipping = false;
-	unsigned failures = 0;
+	bool skipping = false, complained = false;
+	/* Failed attempts in a row, and since the last line about them:
+	 * failures are logged at most once a minute (a flapping receiver
+	 * too), and "delivering again" only follows a logged failure. */
+	unsigned failures = 0, unlogged = 0;
+	char since[64];
 	long retry_after;
 	char errbuf[CURL_ERROR_SIZE];
 
@@ -391,9 +395,10 @@ run(void *arg)
 		if (rc == CURLE_OK && status >= 200 && status < 300) {
 			journal_commit(reader, recs[n - 1].next);
 			journal_rewind(reader); /* anything read but not sent */
-			if (failures > 0)
+			if (complained)
 				log_info("hec: delivering again after %u failed attempt(s)",
 				    failures);
+			complained = false;
 			failures = 0;
 			backoff = 0;
 			limit = max_events;
@@ -421,24 +426,30 @@ run(void *arg)
 		}
 
 		failures++;
+		unlogged++;
 		if (rc == CURLE_ABORTED_BY_CALLBACK)
 			break; /* the shutdown grace ran out */
-		if (rc == CURLE_OK && (status == 401 || status == 403)) {
-			if (last_complaint == 0 ||
-			    clock_now_ms() - last_complaint >= COMPLAIN_EVERY_MS) {
-				log_errorx("hec: %s rejected the token (%ld %s); events are "
-				    "kept and retried", url, status, reply.p ? reply.p : "");
-				last_complaint = clock_now_ms();
-			}
-		} else if (failures == 1 || last_complaint == 0 ||
+		if (last_complaint == 0 ||
 		    clock_now_ms() - last_complaint >= COMPLAIN_EVERY_MS) {
-			if (rc != CURLE_OK)
-				log_warnx("hec: %s: %s; events are kept and retried", url,
-				    errbuf[0] ? errbuf : curl_easy_strerror(rc));
+			since[0] = '\0';
+			if (unlogged > 1)
+				snprintf(since, sizeof since, " (%u failed attempt(s) "
+				    "since the last such line)", unlogged);
+			if (rc == CURLE_OK && (status == 401 || status == 403))
+				log_errorx("hec: %s rejected the token (%ld %s); events are "
+				    "kept and retried%s", url, status,
+				    reply.p ? reply.p : "", since);
+			else if (rc != CURLE_OK)
+				log_warnx("hec: %s: %s; events are kept and retried%s",
+				    url, errbuf[0] ? errbuf : curl_easy_strerror(rc),
+				    since);
 			else
 				log_warnx("hec: %s answered %ld %.200s; events are kept "
-				    "and retried", url, status, reply.p ? reply.p : "");
+				    "and retried%s", url, status, reply.p ? reply.p : "",
+				    since);
 			last_complaint = clock_now_ms();
+			unlogged = 0;
+			complained = true;
 		}
 		backoff = backoff == 0 ? BACKOFF_MIN_MS :
 		    backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
