@@ -210,7 +210,6 @@ static void *
 master_run(void *arg)
 {
 	struct listener *l = arg;
-
 	int64_t due = 1000;
 
 	while (!atomic_load(&stop)) {

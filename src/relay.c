@@ -312,22 +312,16 @@ peer_count(const struct sockaddr *peer)
 enum relay_start
 relay_start(const struct listener_conf *lc, int fd, const struct sockaddr *peer)
 {
+	enum relay_start res = RELAY_STARTED;
 	struct conn *c;
-	int r;
+	int e = 0;
 
-	pthread_mutex_lock(&lock);
-	if (nlive >= max_live || peer_count(peer) >= max_peer) {
-		r = nlive >= max_live ? RELAY_FULL : RELAY_PEER_FULL;
-		pthread_mutex_unlock(&lock);
+	if ((c = calloc(1, sizeof *c)) == NULL) {
+		e = errno;
 		close(fd);
-		return r;
+		errno = e;
+		return RELAY_NO_RESOURCES;
 	}
-	nlive++;
-	pthread_mutex_unlock(&lock);
-
-	if ((c = calloc(1, sizeof *c)) == NULL)
-		goto fail;
-	c->id = atomic_fetch_add(&next_id, 1);
 	c->lc = lc;
 	c->fd[DIR_UP] = fd;
 	c->fd[DIR_DOWN] = -1;
@@ -338,32 +332,38 @@ relay_start(const struct listener_conf *lc, int fd, const struct sockaddr *peer)
 	addr_format(peer, c->peer, sizeof c->peer);
 	pthread_mutex_init(&c->end_lock, NULL);
 	clock_cond_init(&c->pump_ended);
-	log_debug("open conn=%" PRIu64 " listener=%s peer=%s", c->id, lc->name,
-	    c->peer);
 
+	/* Checked and registered in one go: every master calls this. */
 	pthread_mutex_lock(&lock);
-	c->next = live;
-	live = c;
-	r = start_thread(&c->controller, CONTROLLER_STACK, controller_run, c);
-	if (r != 0) {
-		live = c->next;
-		pthread_mutex_unlock(&lock);
-		pthread_mutex_destroy(&c->end_lock);
-		pthread_cond_destroy(&c->pump_ended);
-		free(c);
-		errno = r;
-		goto fail;
+	if (nlive >= max_live) {
+		res = RELAY_FULL;
+	} else if (peer_count(peer) >= max_peer) {
+		res = RELAY_PEER_FULL;
+	} else {
+		c->id = atomic_fetch_add(&next_id, 1);
+		c->next = live;
+		live = c;
+		nlive++;
+		/* Before the controller runs, whose first line may follow. */
+		log_debug("open conn=%" PRIu64 " listener=%s peer=%s", c->id,
+		    lc->name, c->peer);
+		e = start_thread(&c->controller, CONTROLLER_STACK, controller_run,
+		    c);
+		if (e != 0) {
+			live = c->next;
+			nlive--;
+			res = RELAY_NO_RESOURCES;
+		}
 	}
 	pthread_mutex_unlock(&lock);
-	return RELAY_STARTED;
-fail:
-	r = errno;
+	if (res == RELAY_STARTED)
+		return res;
+	pthread_mutex_destroy(&c->end_lock);
+	pthread_cond_destroy(&c->pump_ended);
+	free(c);
 	close(fd);
-	pthread_mutex_lock(&lock);
-	nlive--;
-	pthread_mutex_unlock(&lock);
-	errno = r;
-	return RELAY_NO_RESOURCES;
+	errno = e;
+	return res;
 }
 
 int64_t
