@@ -74,6 +74,7 @@ def main():
                                                   "..", "..", "deye-mitm"))
     ap.add_argument("--bursts", type=int, default=12)
     ap.add_argument("--conns", type=int, default=3000)
+    ap.add_argument("--protocol", default="solarman")
     a = ap.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -90,7 +91,7 @@ def main():
         opts += ["-o", "max_connections_per_peer=" + n]
     d = subprocess.Popen([a.bin, "-o", "state_dir=" + tmp.name + "/state",
                           "-o", "events=none", "-o", "log_level=warn"] + opts + [
-                          "-o", "deye.protocol=raw",
+                          "-o", "deye.protocol=" + a.protocol,
                           "-o", "deye.listen=127.0.0.1:0",
                           "-o", "deye.upstream=127.0.0.1:%d" % port,
                           "-v"], stderr=err)
