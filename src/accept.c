@@ -1,11 +1,14 @@
 /*
  * accept.c - listeners and their master threads.
  *
- * Each master polls its listening socket (waking once a second to join the
- * controllers of ended connections), accepts, and refuses at once a peer
- * outside the allow list or a connection beyond max_connections.  Refusals
- * are logged at most once a second per listener and reason, with a count of
- * the ones not logged, so a flood cannot flood the log.
+ * Each master polls its listening socket (waking at least once a second to
+ * join the controllers of ended connections), accepts, and refuses at once
+ * a peer outside the allow list, a connection beyond max_connections or
+ * beyond max_connections_per_peer from its address, and one this host has
+ * no thread or memory for.  Refusals are logged at most once a second per
+ * listener and reason, with a count of the ones not logged; a count still
+ * held when the second is over is logged by the master's next tick, so no
+ * burst goes unreported, however short.
  */
 #include "accept.h"
 
@@ -19,14 +22,20 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "clock.h"
 #include "log.h"
 #include "net.h"
+#include "ratelimit.h"
 #include "relay.h"
 
-struct ratelimit {
-	int64_t last_ms;
-	unsigned suppressed;
+/* The reasons a connection is refused at accept, each rate-limited. */
+enum refusal { REFUSE_ALLOW, REFUSE_LIMIT, REFUSE_PEER, REFUSE_RESOURCES,
+	REFUSALS };
+
+static const char *const refusal_text[REFUSALS] = {
+	"not in allow",
+	"max_connections reached",
+	"max_connections_per_peer reached",
+	"out of resources",
 };
 
 struct listener {
@@ -35,7 +44,7 @@ struct listener {
 	struct sockaddr_storage bound;
 	pthread_t thread;
 	bool started;
-	struct ratelimit rl_allow, rl_full, rl_error;
+	struct ratelimit rl[REFUSALS], rl_error;
 };
 
 static struct listener *ls;
@@ -58,6 +67,9 @@ listeners_open(const struct conf *c, char *err, size_t errlen)
 		char e[NET_ERR_MAX], a[ADDR_STR_MAX];
 
 		l->lc = lc;
+		for (int i = 0; i < REFUSALS; i++)
+			pthread_mutex_init(&l->rl[i].lock, NULL);
+		pthread_mutex_init(&l->rl_error.lock, NULL);
 		l->fd = net_listen((const struct sockaddr *)&lc->listen.ss,
 		    lc->listen.len, &l->bound, e, sizeof e);
 		if (l->fd < 0) {
@@ -110,20 +122,43 @@ listener_is_self(const struct sockaddr *sa)
 	return false;
 }
 
-/* Whether to log now; *skipped: how many were not logged since last time. */
-static bool
-ratelimit_pass(struct ratelimit *r, unsigned *skipped)
+/* Log a refusal of peer ss, or count it when one was logged this second. */
+static void
+refused(struct listener *l, enum refusal why, const struct sockaddr *ss,
+    int e)
 {
-	int64_t now = clock_now_ms();
+	char a[ADDR_STR_MAX], more[48] = "";
+	unsigned skipped;
 
-	if (r->last_ms != 0 && now - r->last_ms < 1000) {
-		r->suppressed++;
-		return false;
+	if (!ratelimit_pass(&l->rl[why], &skipped))
+		return;
+	addr_format(ss, a, sizeof a);
+	if (skipped > 0)
+		snprintf(more, sizeof more, " (%u more not logged)", skipped);
+	log_warnx("[%s] refused %s: %s%s%s%s", l->lc->name, a, refusal_text[why],
+	    e ? ": " : "", e ? strerror(e) : "", more);
+}
+
+/* The counts held back by the rate limits, once their second is over;
+ * returns the milliseconds until the next one is due, or -1. */
+static int64_t
+refusals_flush(struct listener *l)
+{
+	int64_t due = -1;
+	unsigned n;
+
+	for (int i = 0; i < REFUSALS; i++) {
+		int64_t d;
+
+		if (ratelimit_flush(&l->rl[i], &n))
+			log_warnx("[%s] refused %u more connection(s): %s",
+			    l->lc->name, n, refusal_text[i]);
+		if ((d = ratelimit_due_ms(&l->rl[i])) >= 0 && (due < 0 || d < due))
+			due = d;
 	}
-	*skipped = r->suppressed;
-	r->suppressed = 0;
-	r->last_ms = now;
-	return true;
+	if (ratelimit_flush(&l->rl_error, &n))
+		log_warnx("[%s] accept failed %u more time(s)", l->lc->name, n);
+	return due;
 }
 
 static void
@@ -131,7 +166,6 @@ accept_one(struct listener *l)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof ss;
-	char a[ADDR_STR_MAX];
 	unsigned skipped;
 	int fd;
 
@@ -139,27 +173,36 @@ accept_one(struct listener *l)
 	if (fd < 0) {
 		if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
 			return;
-		if (ratelimit_pass(&l->rl_error, &skipped))
-			log_warn("[%s] accept (%u more not logged)", l->lc->name,
-			    skipped);
+		if (ratelimit_pass(&l->rl_error, &skipped)) {
+			if (skipped > 0)
+				log_warn("[%s] accept (%u more not logged)",
+				    l->lc->name, skipped);
+			else
+				log_warn("[%s] accept", l->lc->name);
+		}
 		/* Out of fds: let connections end before trying again. */
-		if (errno == EMFILE || errno == ENFILE)
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+		    errno == ENOMEM)
 			usleep(100 * 1000);
 		return;
 	}
 	if (!allow_match(allow, (struct sockaddr *)&ss)) {
 		close(fd);
-		addr_format((struct sockaddr *)&ss, a, sizeof a);
-		if (ratelimit_pass(&l->rl_allow, &skipped))
-			log_warnx("[%s] refused %s: not in allow (%u more not logged)",
-			    l->lc->name, a, skipped);
+		refused(l, REFUSE_ALLOW, (struct sockaddr *)&ss, 0);
 		return;
 	}
-	if (relay_start(l->lc, fd, (struct sockaddr *)&ss) != 0) {
-		addr_format((struct sockaddr *)&ss, a, sizeof a);
-		if (ratelimit_pass(&l->rl_full, &skipped))
-			log_warnx("[%s] refused %s: max_connections reached "
-			    "(%u more not logged)", l->lc->name, a, skipped);
+	switch (relay_start(l->lc, fd, (struct sockaddr *)&ss)) {
+	case RELAY_STARTED:
+		break;
+	case RELAY_FULL:
+		refused(l, REFUSE_LIMIT, (struct sockaddr *)&ss, 0);
+		break;
+	case RELAY_PEER_FULL:
+		refused(l, REFUSE_PEER, (struct sockaddr *)&ss, 0);
+		break;
+	case RELAY_NO_RESOURCES:
+		refused(l, REFUSE_RESOURCES, (struct sockaddr *)&ss, errno);
+		break;
 	}
 }
 
@@ -167,14 +210,19 @@ static void *
 master_run(void *arg)
 {
 	struct listener *l = arg;
+	int64_t due = 1000;
 
 	while (!atomic_load(&stop)) {
 		struct pollfd p = {l->fd, POLLIN, 0};
-		int r = poll(&p, 1, 1000);
+		int r = poll(&p, 1, (int)due), d;
 
-		relay_reap();
+		due = 1000;
+		if ((d = (int)relay_reap()) >= 0 && d < due)
+			due = d;
 		if (r > 0 && !atomic_load(&stop))
 			accept_one(l);
+		if ((d = (int)refusals_flush(l)) >= 0 && d < due)
+			due = d;
 	}
 	return NULL;
 }

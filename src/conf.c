@@ -95,6 +95,7 @@ static const struct key keys[] = {
 	{S_GLOBAL, "journal_fsync", T_DURATION, G(journal_fsync_ms), "1s", 0, SEC(3600), NULL, NULL},
 	{S_GLOBAL, "events", T_NONEMPTY, G(events), "stdout", 0, 0, NULL, NULL},
 	{S_GLOBAL, "max_connections", T_LONG, G(max_connections), "512", 1, 10000, NULL, NULL},
+	{S_GLOBAL, "max_connections_per_peer", T_LONG, G(max_connections_per_peer), "16", 1, 10000, NULL, NULL},
 	{S_GLOBAL, "allow", T_ALLOW, G(allow), DEFAULT_ALLOW, 0, 0, NULL, NULL},
 	{S_GLOBAL, "user", T_USER, G(user), NULL, 0, 0, NULL, NULL},
 

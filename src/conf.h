@@ -73,6 +73,7 @@ struct conf {
 	int64_t journal_fsync_ms;
 	char *events;
 	long max_connections;
+	long max_connections_per_peer; /* at most max_connections in effect */
 	struct allow_list allow;
 	char *user;
 	struct hec_conf hec;

@@ -26,6 +26,7 @@ struct conn {
 	uint64_t id;
 	const struct listener_conf *lc;
 	int fd[2];                /* [DIR_UP] = client, [DIR_DOWN] = upstream */
+	struct sockaddr_storage peer_addr; /* for max_connections_per_peer */
 	char peer[ADDR_STR_MAX];  /* the logger */
 	char upstream[ADDR_STR_MAX];
 	int64_t start_ms;         /* monotonic */
@@ -56,6 +57,13 @@ void conn_end(struct conn *c, const char *who, const char *why);
  * answer, carry on locally and return true; otherwise return false.
  */
 bool conn_go_local(struct conn *c, const char *why);
+/*
+ * This host ran out of something (what: "cannot start a pump thread", and
+ * e an errno value, or 0 when what says it all): end the connection as
+ * relay:resources, logged at most once a second with a count.  Never blamed
+ * on the upstream, never answered locally.
+ */
+void conn_out_of_resources(struct conn *c, const char *what, int e);
 /* Shut both sockets down, waking both pumps. */
 void conn_abort(struct conn *c);
 /* Whether the daemon is shutting down. */

@@ -11,6 +11,17 @@
  * A whole message becomes a job for the outbox's writer thread, which
  * inflates it, writes the spool files and makes the events: the relay
  * never waits for zlib, expat or the disk.
+ *
+ * Bodies being read are bounded in total, not only each by max_body: all
+ * connections of all Envoy listeners share a budget of BUDGET_BODIES times
+ * the listener's max_body (64 MiB with the default 8M).  Before each chunk
+ * is parsed, its direction reserves what the parser may allocate for it
+ * (the parser doubles a body's buffer as bytes arrive, so that is at most
+ * twice the bytes kept so far and the chunk); after it, the reservation
+ * shrinks to the buffer actually held.  When the budget cannot cover a
+ * chunk, the stream's max_body is lowered to what it already holds, so the
+ * body in progress, or the next one, is skipped by the parser: relayed,
+ * not captured, counted and logged at most once a second.
  */
 #include "envoy_tap.h"
 
@@ -18,6 +29,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <resolv.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +44,7 @@
 #include "http.h"
 #include "log.h"
 #include "outbox.h"
+#include "ratelimit.h"
 #include "spool.h"
 
 struct exchange {
@@ -46,11 +59,19 @@ struct envoy_tap;
 
 #define FIRST_BYTES 64
 #define EXCHANGES_MAX 64 /* names kept for the side that is behind */
+#define BUDGET_BODIES 8  /* full-size bodies in flight, all connections */
+#define BODY_MIN_CAP 4096 /* the parser's first body buffer */
+
+/* Bytes of body buffers reserved by every Envoy stream. */
+static atomic_size_t budget_used;
+static struct ratelimit rl_budget = RATELIMIT_INITIALIZER;
 
 struct envoy_dir {
 	struct envoy_tap *e;
 	int dir;
 	struct http_stream s;
+	size_t reserved;  /* of budget_used, for s's body buffer */
+	bool refused;     /* the budget could not cover a chunk */
 	uint8_t first[FIRST_BYTES]; /* for the undecodable event */
 	size_t nfirst;
 };
@@ -67,6 +88,7 @@ struct envoy_tap {
 	size_t nexchanges;
 	uint64_t taken[2];         /* exchanges each side has passed */
 	uint64_t skipped[2];       /* messages over max_body */
+	uint64_t over_budget[2];   /* messages the budget had no room for */
 	uint64_t lost[2];          /* messages the queue had no room for */
 };
 
@@ -87,6 +109,64 @@ struct job {
 };
 
 static const char *const dir_name[2] = {"up", "down"};
+
+static size_t
+budget_max(const struct listener_conf *lc)
+{
+	return (size_t)lc->max_body * BUDGET_BODIES;
+}
+
+/*
+ * Reserve what d's parser may allocate for the next n bytes; when the
+ * budget cannot cover it, lower the stream's max_body so the parser keeps
+ * no more than it already has.
+ */
+static void
+budget_reserve(struct envoy_dir *d, size_t n)
+{
+	struct http_stream *s = &d->s;
+	size_t max = (size_t)d->e->lc->max_body, limit = budget_max(d->e->lc);
+	size_t kept = s->msg.body_skipped ? 0 : (size_t)s->msg.body_len;
+	size_t want = 2 * (kept + n), more, used;
+
+	if (s->state == HTTP_DONE)
+		return;
+	if (want < BODY_MIN_CAP)
+		want = BODY_MIN_CAP;
+	if (want < s->body_cap)
+		want = s->body_cap;
+	if (want > max)
+		want = max;
+	if (want <= d->reserved) {
+		s->max_body = max;
+		return;
+	}
+	more = want - d->reserved;
+	used = atomic_load(&budget_used);
+	do {
+		if (used > limit || more > limit - used) {
+			/* Keep what is held, allocate nothing new. */
+			s->max_body = s->msg.body != NULL ? s->body_cap : 0;
+			d->refused = true;
+			return;
+		}
+	} while (!atomic_compare_exchange_weak(&budget_used, &used,
+	    used + more));
+	d->reserved = want;
+	s->max_body = max;
+}
+
+/* After a chunk: keep reserved only the body buffer d's parser holds. */
+static void
+budget_settle(struct envoy_dir *d)
+{
+	size_t held = d->s.msg.body != NULL ? d->s.body_cap : 0;
+
+	if (held < d->reserved) {
+		atomic_fetch_sub(&budget_used, d->reserved - held);
+		d->reserved = held;
+	}
+}
 
 static void
 job_free(struct job *j)
@@ -328,6 +408,30 @@ capture(struct envoy_tap *e, int dir, struct http_msg *m, const char *name)
 {
 	struct job *j;
 
+	if (m->body_skipped && m->body_len <= (uint64_t)e->lc->max_body) {
+		bool budget = e->d[dir].refused;
+		unsigned skipped;
+		char more[48] = "";
+
+		e->over_budget[dir] += budget;
+		e->d[dir].refused = false;
+		if (!budget)
+			log_warnx("conn %" PRIu64 " [%s] %s: out of memory, %s of "
+			    "%" PRIu64 " bytes not captured", e->conn_id,
+			    e->lc->name, dir_name[dir], name, m->body_len);
+		if (!budget || !ratelimit_pass(&rl_budget, &skipped))
+			return;
+		if (skipped > 0)
+			snprintf(more, sizeof more, " (%u more not logged)",
+			    skipped);
+		log_warnx("conn %" PRIu64 " [%s] %s: %s with a body of %" PRIu64
+		    " bytes, relayed, not captured: the Envoy bodies in flight "
+		    "are at their budget of %zu KiB%s", e->conn_id, e->lc->name,
+		    dir_name[dir], dir ? "response" : "request", m->body_len,
+		    budget_max(e->lc) >> 10, more);
+		return;
+	}
+	e->d[dir].refused = false;
 	if (m->body_skipped) {
 		e->skipped[dir]++;
 		log_warnx("conn %" PRIu64 " [%s] %s: %s with a body of %" PRIu64
@@ -496,7 +600,9 @@ envoy_tap_feed(struct envoy_tap *e, int dir, const uint8_t *buf, size_t n)
 		memcpy(d->first + d->nfirst, buf, k);
 		d->nfirst += k;
 	}
+	budget_reserve(d, n);
 	http_stream_feed(&d->s, buf, n, &h);
+	budget_settle(d);
 }
 
 void
@@ -511,13 +617,16 @@ envoy_tap_close(struct envoy_tap *e)
 		http_stream_finish(&e->d[i].s, &h);
 		for (int k = 0; k < HTTP_ERRORS; k++)
 			errors += e->d[i].s.errors[k];
-		if (errors > 0 || e->skipped[i] > 0 || e->lost[i] > 0)
+		if (errors > 0 || e->skipped[i] > 0 || e->lost[i] > 0 ||
+		    e->over_budget[i] > 0)
 			log_info("conn %" PRIu64 " [%s] %s: %" PRIu64 " HTTP "
 			    "message(s), %" PRIu64 " malformed, %" PRIu64 " over "
-			    "max_body, %" PRIu64 " not captured (queue full)",
-			    e->conn_id, e->lc->name, dir_name[i],
-			    e->d[i].s.messages, errors, e->skipped[i], e->lost[i]);
+			    "max_body, %" PRIu64 " over the budget, %" PRIu64
+			    " not captured (queue full)", e->conn_id, e->lc->name,
+			    dir_name[i], e->d[i].s.messages, errors,
+			    e->skipped[i], e->over_budget[i], e->lost[i]);
 		http_stream_free(&e->d[i].s);
+		budget_settle(&e->d[i]);
 	}
 	while (e->exchanges != NULL) {
 		struct exchange *x = e->exchanges;

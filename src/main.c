@@ -137,6 +137,71 @@ make_dirs(const struct conf *c)
 	}
 }
 
+/* A number from a /proc file, or -1. */
+static long
+proc_long(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	long v = -1;
+
+	if (f == NULL)
+		return -1;
+	if (fscanf(f, "%ld", &v) != 1)
+		v = -1;
+	fclose(f);
+	return v;
+}
+
+#define FD_RESERVE 64     /* journal, sinks, listeners, libcurl, logs */
+#define THREAD_RESERVE 16 /* masters, writer, sinks, signals */
+
+/*
+ * Whether this host lets max_connections be reached: each connection takes
+ * 2 fds (4 with capture files) and 3 threads (a controller and two pumps).
+ * Running short later is handled (refused or ended as resources), but the
+ * time to say that the limits do not fit is now.  Called after the drop of
+ * privileges: RLIMIT_NPROC does not hold for root.
+ */
+static void
+warn_resources(const struct conf *c)
+{
+	struct rlimit rl;
+	long per = 2, fds, threads, v;
+
+	for (size_t i = 0; i < c->nlisteners; i++)
+		if (c->listeners[i].capture_dir != NULL)
+			per = 4;
+	fds = c->max_connections * per + FD_RESERVE;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    rl.rlim_cur < (rlim_t)fds)
+		log_warnx("max_connections = %ld needs about %ld open files (%ld "
+		    "per connection, %d more for the journal, sinks and "
+		    "listeners) but the limit is %llu: raise it (LimitNOFILE= "
+		    "in the systemd unit, ulimit -n) or lower max_connections "
+		    "to %ld", c->max_connections, fds, per, FD_RESERVE,
+		    (unsigned long long)rl.rlim_cur,
+		    rl.rlim_cur > FD_RESERVE + (rlim_t)per ?
+		    (long)((rl.rlim_cur - FD_RESERVE) / (rlim_t)per) : 1L);
+
+	threads = c->max_connections * 3 + THREAD_RESERVE;
+	if (geteuid() != 0 && getrlimit(RLIMIT_NPROC, &rl) == 0 &&
+	    rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (rlim_t)threads)
+		log_warnx("max_connections = %ld needs about %ld threads (3 per "
+		    "connection) but this user may run only %llu processes and "
+		    "threads: raise it (LimitNPROC= in the systemd unit, ulimit "
+		    "-u) or lower max_connections", c->max_connections, threads,
+		    (unsigned long long)rl.rlim_cur);
+	if ((v = proc_long("/proc/sys/kernel/threads-max")) >= 0 && v < threads)
+		log_warnx("max_connections = %ld needs about %ld threads (3 per "
+		    "connection) but kernel.threads-max is %ld: raise it or "
+		    "lower max_connections", c->max_connections, threads, v);
+	if ((v = proc_long("/proc/sys/kernel/pid_max")) >= 0 && v < threads)
+		log_warnx("max_connections = %ld needs about %ld threads (3 per "
+		    "connection), each with a pid, but kernel.pid_max is %ld: "
+		    "raise it or lower max_connections", c->max_connections,
+		    threads, v);
+}
+
 /* Say what a listener's settings ask for that it cannot do. */
 static void
 warn_limits(const struct conf *c)
@@ -250,6 +315,7 @@ main(int argc, char **argv)
 		drop_privileges(c->user);
 	make_dirs(c);
 	warn_limits(c);
+	warn_resources(c);
 
 	/* Every thread inherits this mask; only sigwait() below sees them. */
 	sigemptyset(&set);
@@ -274,7 +340,7 @@ main(int argc, char **argv)
 	journal_start_deleting();
 	if (outbox_start() != 0)
 		return 1;
-	relay_init(c->max_connections);
+	relay_init(c->max_connections, c->max_connections_per_peer);
 	if (listeners_start() != 0) {
 		listeners_stop();
 		relay_shutdown(SHUTDOWN_MS);

@@ -5,6 +5,10 @@
  * of the daemon is noticed within 200 ms even during a 5 s connect timeout.
  * Name resolution uses getaddrinfo() for every connection, on purpose: the
  * cloud's address may change while the daemon runs for months.
+ *
+ * A failure is told apart by whose fault it is: a socket() that fails for
+ * want of fds, buffers or memory is this host's shortage, not the
+ * upstream's, and the caller must not treat it as an unreachable cloud.
  */
 #include "net.h"
 
@@ -58,10 +62,17 @@ fail:
 	return -1;
 }
 
+/* Whether errno value e means this host is short of a resource. */
+static bool
+errno_local(int e)
+{
+	return e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM;
+}
+
 /* One address: 0 connected, -1 failed (errno-style reason in err). */
 static int
 connect_one(const struct addrinfo *ai, int64_t timeout_ms,
-    const atomic_bool *stop, bool *timed_out, char *err, size_t errlen)
+    const atomic_bool *stop, enum net_fault *fault, char *err, size_t errlen)
 {
 	int fd, soerr = 0, flags;
 	socklen_t sl = sizeof soerr;
@@ -71,11 +82,16 @@ connect_one(const struct addrinfo *ai, int64_t timeout_ms,
 	addr_format(ai->ai_addr, a, sizeof a);
 	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0) {
+		if (errno_local(errno))
+			*fault = NET_FAULT_LOCAL;
 		snprintf(err, errlen, "socket: %s", strerror(errno));
 		return -1;
 	}
 	if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
 		if (errno != EINPROGRESS) {
+			/* EAGAIN: no local port left (ip_local_port_range). */
+			if (errno == EAGAIN || errno_local(errno))
+				*fault = NET_FAULT_LOCAL;
 			snprintf(err, errlen, "%s: %s", a, strerror(errno));
 			goto fail;
 		}
@@ -89,7 +105,7 @@ connect_one(const struct addrinfo *ai, int64_t timeout_ms,
 				goto fail;
 			}
 			if (left <= 0) {
-				*timed_out = true;
+				*fault = NET_FAULT_TIMEOUT;
 				snprintf(err, errlen, "%s: connect timed out", a);
 				goto fail;
 			}
@@ -110,6 +126,7 @@ connect_one(const struct addrinfo *ai, int64_t timeout_ms,
 	}
 	flags = fcntl(fd, F_GETFL);
 	if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0) {
+		*fault = NET_FAULT_LOCAL;
 		snprintf(err, errlen, "fcntl: %s", strerror(errno));
 		goto fail;
 	}
@@ -122,13 +139,14 @@ fail:
 int
 net_connect(const char *host, uint16_t port, int64_t timeout_ms,
     const atomic_bool *stop, net_refuse_fn refuse,
-    struct sockaddr_storage *peer, bool *timed_out, char *err, size_t errlen)
+    struct sockaddr_storage *peer, enum net_fault *fault, char *err,
+    size_t errlen)
 {
 	struct addrinfo hints, *res = NULL;
 	char portstr[8];
 	int r, fd = -1;
 
-	*timed_out = false;
+	*fault = NET_FAULT_UPSTREAM;
 	memset(&hints, 0, sizeof hints);
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
@@ -136,12 +154,16 @@ net_connect(const char *host, uint16_t port, int64_t timeout_ms,
 	snprintf(portstr, sizeof portstr, "%u", port);
 	r = getaddrinfo(host, portstr, &hints, &res);
 	if (r != 0) {
+		/* The resolver opens files and sockets too. */
+		if (r == EAI_MEMORY || (r == EAI_SYSTEM && errno_local(errno)))
+			*fault = NET_FAULT_LOCAL;
 		snprintf(err, errlen, "resolve %s: %s", host,
 		    r == EAI_SYSTEM ? strerror(errno) : gai_strerror(r));
 		return -1;
 	}
 	snprintf(err, errlen, "%s: no address", host);
-	for (struct addrinfo *ai = res; ai != NULL && fd < 0; ai = ai->ai_next) {
+	for (struct addrinfo *ai = res; ai != NULL && fd < 0 &&
+	    *fault != NET_FAULT_LOCAL; ai = ai->ai_next) {
 		if (refuse != NULL && refuse(ai->ai_addr)) {
 			char a[ADDR_STR_MAX];
 			addr_format(ai->ai_addr, a, sizeof a);
@@ -149,7 +171,7 @@ net_connect(const char *host, uint16_t port, int64_t timeout_ms,
 			    "%s is one of our own listeners: refusing to loop", a);
 			continue;
 		}
-		fd = connect_one(ai, timeout_ms, stop, timed_out, err, errlen);
+		fd = connect_one(ai, timeout_ms, stop, fault, err, errlen);
 		if (fd >= 0) {
 			memset(peer, 0, sizeof *peer);
 			memcpy(peer, ai->ai_addr, ai->ai_addrlen);

@@ -12,11 +12,17 @@
  * direction has been silent for fin_timeout.  An error, a reset or a
  * deadline shuts both sockets down, which wakes the other pump in recv()
  * or send(); so does the daemon's shutdown.
+ *
+ * The buffer is mapped, not malloc()ed: thousands of 64 KiB buffers freed
+ * in a different order than they were taken leave the heap in pieces that
+ * the allocator keeps (RSS ratcheted by 150 MB over a dozen bursts); a
+ * mapping goes back to the system the moment the pump ends.
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 
 #include "clock.h"
@@ -160,12 +166,12 @@ pump_run(void *arg)
 	struct pump *p = arg;
 	struct conn *c = p->c;
 	int from = c->fd[p->dir], to = c->fd[!p->dir];
-	uint8_t *buf = malloc(PUMP_BUF);
+	uint8_t *buf = mmap(NULL, PUMP_BUF, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	bool eof = false;
 
-	if (buf == NULL) {
-		log_errorx("conn %" PRIu64 ": out of memory", c->id);
-		conn_end(c, "relay", "out-of-memory");
+	if (buf == MAP_FAILED) {
+		conn_out_of_resources(c, "no memory for a pump buffer", errno);
 		conn_abort(c);
 		pump_finish(c, p->dir);
 		return NULL;
@@ -208,7 +214,7 @@ pump_run(void *arg)
 		conn_abort(c);
 		break;
 	}
-	free(buf);
+	(void)munmap(buf, PUMP_BUF);
 	pump_finish(c, p->dir);
 	if (eof)
 		await_other_half(c, p->dir);

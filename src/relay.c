@@ -11,11 +11,25 @@
  * The registry lock guards the lists and each connection's upstream fd
  * assignment, so relay_shutdown() can shut every live socket down without
  * racing a close: a controller leaves the live list before closing.
+ *
+ * Limits are checked at the door: max_connections in all, and
+ * max_connections_per_peer from one address (counted over the live list,
+ * IPv4-mapped peers folded to IPv4), so that one host holding connections
+ * open cannot lock every logger out.  Running out of threads, fds or memory
+ * is this host's fault: such a connection ends as relay:resources, is never
+ * answered locally (the logger would believe the cloud had its data), and
+ * is logged at most once a second with a count.
+ *
+ * After a burst of connections the heap is left in pieces the allocator
+ * does not give back by itself; relay_reap() trims it once the burst is
+ * over, outside every relay thread.
  */
 #include "relay.h"
 
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
+#include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +43,7 @@
 #include "log.h"
 #include "net.h"
 #include "outbox.h"
+#include "ratelimit.h"
 #include "tap.h"
 
 #ifdef DEYE_SANITIZE
@@ -39,17 +54,23 @@
 #define PUMP_STACK (64 * 1024 * STACK_SCALE)
 #define CONTROLLER_STACK (256 * 1024 * STACK_SCALE) /* getaddrinfo */
 
+/* A burst is over when at least this many ended and no more are left. */
+#define TRIM_AFTER 64
+
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t ended;
 static struct conn *live, *done;
-static long nlive, max_live = 1;
+static long nlive, max_live = 1, max_peer = 1;
+static long ended_since_trim; /* under lock */
 static atomic_bool stopping;
 static atomic_uint_fast64_t next_id = 1;
+static struct ratelimit rl_resources = RATELIMIT_INITIALIZER;
 
 void
-relay_init(long max_connections)
+relay_init(long max_connections, long max_per_peer)
 {
 	max_live = max_connections;
+	max_peer = max_per_peer;
 	clock_cond_init(&ended);
 }
 
@@ -92,6 +113,21 @@ conn_go_local(struct conn *c, const char *why)
 }
 
 void
+conn_out_of_resources(struct conn *c, const char *what, int e)
+{
+	unsigned skipped;
+	char more[48] = "";
+
+	conn_end(c, "relay", "resources");
+	if (!ratelimit_pass(&rl_resources, &skipped))
+		return;
+	if (skipped > 0)
+		snprintf(more, sizeof more, " (%u more not logged)", skipped);
+	log_warnx("conn %" PRIu64 " [%s]: %s%s%s, closed as relay:resources%s",
+	    c->id, c->lc->name, what, e ? ": " : "", e ? strerror(e) : "", more);
+}
+
+void
 conn_abort(struct conn *c)
 {
 	for (int d = 0; d < 2; d++)
@@ -114,28 +150,32 @@ start_thread(pthread_t *t, size_t stack, void *(*fn)(void *), void *arg)
 	return r;
 }
 
-static void
+/* False when this host, not the upstream, was short of something. */
+static bool
 connect_upstream(struct conn *c)
 {
 	const struct listener_conf *lc = c->lc;
 	struct sockaddr_storage peer;
 	char err[NET_ERR_MAX];
-	bool timed_out;
+	enum net_fault fault;
 	int fd;
 
 	fd = net_connect(lc->upstream.host, lc->upstream.port,
 	    lc->connect_timeout_ms, &stopping, listener_is_self, &peer,
-	    &timed_out, err, sizeof err);
+	    &fault, err, sizeof err);
 	if (fd < 0) {
 		if (relay_stopping()) {
 			conn_end(c, "relay", "shutdown");
+		} else if (fault == NET_FAULT_LOCAL) {
+			conn_out_of_resources(c, err, 0);
+			return false;
 		} else {
-			conn_end(c, "upstream",
-			    timed_out ? "connect-timeout" : "connect-failed");
+			conn_end(c, "upstream", fault == NET_FAULT_TIMEOUT ?
+			    "connect-timeout" : "connect-failed");
 			log_warnx("conn %" PRIu64 " [%s]: upstream %s:%u: %s", c->id,
 			    lc->name, lc->upstream.host, lc->upstream.port, err);
 		}
-		return;
+		return true;
 	}
 	addr_format((struct sockaddr *)&peer, c->upstream, sizeof c->upstream);
 	pthread_mutex_lock(&lock);
@@ -146,6 +186,7 @@ connect_upstream(struct conn *c)
 		c->fd[DIR_DOWN] = fd;
 	}
 	pthread_mutex_unlock(&lock);
+	return true;
 }
 
 static void
@@ -173,9 +214,7 @@ run_pumps(struct conn *c)
 			break;
 	}
 	if (r != 0) {
-		errno = r;
-		log_warn("conn %" PRIu64 ": cannot start pump thread", c->id);
-		conn_end(c, "relay", "no-thread");
+		conn_out_of_resources(c, "cannot start a pump thread", r);
 		conn_abort(c);
 	}
 	for (int i = 0; i < started; i++)
@@ -212,8 +251,8 @@ controller_run(void *arg)
 
 	bool local = lc->upstream.none;
 
-	if (!local) {
-		connect_upstream(c);
+	/* Our own shortage is not the cloud's: never answer it locally. */
+	if (!local && connect_upstream(c)) {
 		if (c->fd[DIR_DOWN] < 0 && !relay_stopping() &&
 		    lc->on_upstream_failure == ON_FAILURE_ANSWER) {
 			log_info("conn %" PRIu64 " [%s]: upstream unreachable, "
@@ -252,74 +291,96 @@ controller_run(void *arg)
 	c->next = done;
 	done = c;
 	nlive--;
+	ended_since_trim++;
 	pthread_cond_broadcast(&ended);
 	pthread_mutex_unlock(&lock);
 	return NULL;
 }
 
-int
+/* Live connections from the address of peer; under lock. */
+static long
+peer_count(const struct sockaddr *peer)
+{
+	long n = 0;
+
+	for (struct conn *c = live; c != NULL; c = c->next)
+		if (addr_equal((const struct sockaddr *)&c->peer_addr, peer, false))
+			n++;
+	return n;
+}
+
+enum relay_start
 relay_start(const struct listener_conf *lc, int fd, const struct sockaddr *peer)
 {
+	enum relay_start res = RELAY_STARTED;
 	struct conn *c;
-	int r;
-
-	pthread_mutex_lock(&lock);
-	if (nlive >= max_live) {
-		pthread_mutex_unlock(&lock);
-		close(fd);
-		return -1;
-	}
-	nlive++;
-	pthread_mutex_unlock(&lock);
+	int e = 0;
 
 	if ((c = calloc(1, sizeof *c)) == NULL) {
-		log_warnx("[%s]: out of memory for a connection", lc->name);
-		goto fail;
+		e = errno;
+		close(fd);
+		errno = e;
+		return RELAY_NO_RESOURCES;
 	}
-	c->id = atomic_fetch_add(&next_id, 1);
 	c->lc = lc;
 	c->fd[DIR_UP] = fd;
 	c->fd[DIR_DOWN] = -1;
 	c->start_ms = clock_now_ms();
 	c->start_wall = time(NULL);
+	memcpy(&c->peer_addr, peer, peer->sa_family == AF_INET6 ?
+	    sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
 	addr_format(peer, c->peer, sizeof c->peer);
 	pthread_mutex_init(&c->end_lock, NULL);
 	clock_cond_init(&c->pump_ended);
-	log_debug("open conn=%" PRIu64 " listener=%s peer=%s", c->id, lc->name,
-	    c->peer);
 
+	/* Checked and registered in one go: every master calls this. */
 	pthread_mutex_lock(&lock);
-	c->next = live;
-	live = c;
-	r = start_thread(&c->controller, CONTROLLER_STACK, controller_run, c);
-	if (r != 0) {
-		live = c->next;
-		pthread_mutex_unlock(&lock);
-		errno = r;
-		log_warn("[%s]: cannot start a connection thread", lc->name);
-		pthread_mutex_destroy(&c->end_lock);
-		pthread_cond_destroy(&c->pump_ended);
-		free(c);
-		goto fail;
+	if (nlive >= max_live) {
+		res = RELAY_FULL;
+	} else if (peer_count(peer) >= max_peer) {
+		res = RELAY_PEER_FULL;
+	} else {
+		c->id = atomic_fetch_add(&next_id, 1);
+		c->next = live;
+		live = c;
+		nlive++;
+		/* Before the controller runs, whose first line may follow. */
+		log_debug("open conn=%" PRIu64 " listener=%s peer=%s", c->id,
+		    lc->name, c->peer);
+		e = start_thread(&c->controller, CONTROLLER_STACK, controller_run,
+		    c);
+		if (e != 0) {
+			live = c->next;
+			nlive--;
+			res = RELAY_NO_RESOURCES;
+		}
 	}
 	pthread_mutex_unlock(&lock);
-	return 0;
-fail:
+	if (res == RELAY_STARTED)
+		return res;
+	pthread_mutex_destroy(&c->end_lock);
+	pthread_cond_destroy(&c->pump_ended);
+	free(c);
 	close(fd);
-	pthread_mutex_lock(&lock);
-	nlive--;
-	pthread_mutex_unlock(&lock);
-	return 0;
+	errno = e;
+	return res;
 }
 
-void
+int64_t
 relay_reap(void)
 {
 	struct conn *list;
+	unsigned skipped;
+	bool trim;
 
 	pthread_mutex_lock(&lock);
 	list = done;
 	done = NULL;
+	/* A burst ended: as many ended as are left, or all of them did. */
+	trim = ended_since_trim > 0 && (nlive == 0 ||
+	    (ended_since_trim >= TRIM_AFTER && ended_since_trim >= nlive));
+	if (trim)
+		ended_since_trim = 0;
 	pthread_mutex_unlock(&lock);
 	while (list != NULL) {
 		struct conn *next = list->next;
@@ -330,6 +391,12 @@ relay_reap(void)
 		free(list);
 		list = next;
 	}
+	if (trim)
+		(void)malloc_trim(0);
+	if (ratelimit_flush(&rl_resources, &skipped))
+		log_warnx("%u more connection(s) closed as relay:resources "
+		    "(out of threads, fds or memory)", skipped);
+	return ratelimit_due_ms(&rl_resources);
 }
 
 unsigned

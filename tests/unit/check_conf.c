@@ -412,6 +412,7 @@ static const struct {
 	{"events=/var/log/deye.jsonl", "events", "/var/log/deye.jsonl"},
 	{"max_connections=1", "max_connections", "1"},
 	{"max_connections=10000", "max_connections", "10000"},
+	{"max_connections_per_peer=1", "max_connections_per_peer", "1"},
 	{"allow=10.0.0.0/8 ::1", "allow", "10.0.0.0/8, ::1/128"},
 	{"allow=192.168.1.7/24", "allow", "192.168.1.0/24"},
 	{"user=nobody", "user", "nobody"},
@@ -541,6 +542,8 @@ static const struct {
 	    "-o max_connections: max_connections '10001' out of range (1 to 10000)"},
 	{"max_connections=-1", "-o max_connections: '-1': not a whole number"},
 	{"max_connections=12abc", "-o max_connections: '12abc': not a whole number"},
+	{"max_connections_per_peer=0", "-o max_connections_per_peer: "
+	    "max_connections_per_peer '0' out of range (1 to 10000)"},
 	{"max_connections= 5", "-o max_connections: ' 5': not a whole number"},
 	{"max_connections=", "-o max_connections: '': not a whole number"},
 	{"max_connections=99999999999999999999",
