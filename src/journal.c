@@ -391,6 +391,9 @@ recover_last(const char *path, uint64_t *size)
 		}
 		if (at == end) {
 			if (r != REC_SHORT) { /* readers will not meet it */
+				log_errorx("journal %s: damaged record(s) at offset "
+				    "%" PRIu64 " with nothing valid after them "
+				    "(%" PRIu64 " bytes): cut off", path, off, end - off);
 				stats.damaged_records += count_damaged(fd, off, at);
 				stats.damaged_bytes += at - off;
 			}
@@ -404,9 +407,8 @@ recover_last(const char *path, uint64_t *size)
 	}
 	if (regions > 0)
 		log_errorx("journal %s: %" PRIu64 " damaged record(s) in %" PRIu64
-		    " place(s), %" PRIu64 " bytes, skipped (any at the end cut "
-		    "off); the rest is kept; %s", path, records, regions, bytes,
-		    where);
+		    " place(s), %" PRIu64 " bytes, skipped; the rest is kept; %s",
+		    path, records, regions, bytes, where);
 	free(buf);
 	close(fd);
 	*size = off;
