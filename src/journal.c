@@ -1027,16 +1027,19 @@ reader_retry(struct journal_reader *r, uint64_t seg, int e, int64_t wait_ms)
 	return 0;
 }
 
-/* Move r from pos.off on to `to`, unless spool_max moved it meanwhile. */
+/* Move r from pos.off on to `to`, unless spool_max moved it meanwhile;
+ * count what it skips unless it skipped that before. */
 static void
 reader_skip(struct journal_reader *r, struct journal_pos pos, uint64_t to,
-    uint64_t records)
+    uint64_t records, bool count)
 {
 	pthread_mutex_lock(&lock);
 	if (r->read.seg == pos.seg && r->read.off == pos.off)
 		r->read.off = to;
-	stats.damaged_records += records;
-	stats.damaged_bytes += to - pos.off;
+	if (count) {
+		stats.damaged_records += records;
+		stats.damaged_bytes += to - pos.off;
+	}
 	pthread_mutex_unlock(&lock);
 }
 
@@ -1054,7 +1057,7 @@ reader_damaged(struct journal_reader *r, struct journal_pos pos,
 
 	if (r->bad.seg == pos.seg && r->bad.from == pos.off &&
 	    r->bad.to <= size) {
-		reader_skip(r, pos, r->bad.to, 0);
+		reader_skip(r, pos, r->bad.to, 0, false);
 		return 0;
 	}
 	if (resync(r->fd, pos.off, size, &r->buf, &r->cap, &at) != 0)
@@ -1068,7 +1071,7 @@ reader_damaged(struct journal_reader *r, struct journal_pos pos,
 	r->bad.seg = pos.seg;
 	r->bad.from = pos.off;
 	r->bad.to = at;
-	reader_skip(r, pos, at, records);
+	reader_skip(r, pos, at, records, true);
 	return 0;
 }
 
@@ -1133,7 +1136,7 @@ journal_next(struct journal_reader *r, struct journal_rec *rec,
 					log_errorx("journal: sink '%s': %s is missing: "
 					    "%" PRIu64 " bytes skipped", r->name, path,
 					    size - pos.off);
-					reader_skip(r, pos, size, 0);
+					reader_skip(r, pos, size, 0, true);
 				}
 				continue;
 			}
