@@ -997,6 +997,7 @@ journal_close(void)
 	nsegs = 0;
 	memset(&stats, 0, sizeof stats);
 	outage_lost = 0;
+	deleting = woken = false;
 	if (lock_fd >= 0)
 		close(lock_fd);
 	lock_fd = -1;
