@@ -4,6 +4,9 @@
  * One writer (the outbox thread) appends; each sink reads with its own
  * cursor and commits what it delivered.  Segments are deleted once every
  * sink has passed them; past spool_max the oldest are dropped, counted.
+ * state_dir is locked against a second instance; damaged records are
+ * skipped (the segment copied to state_dir/damaged/); a full disk loses
+ * only the events it refused.
  */
 #ifndef DEYE_JOURNAL_H
 #define DEYE_JOURNAL_H
@@ -26,8 +29,21 @@ struct journal_rec {
 	size_t len;
 };
 
+struct journal_stats {
+	uint64_t appended;        /* events written */
+	uint64_t dropped;         /* undelivered, dropped past spool_max */
+	uint64_t lost;            /* not written: disk full, errors, too large */
+	uint64_t torn;            /* torn last records cut off at start */
+	uint64_t damaged_records; /* skipped as damaged, by each reader */
+	uint64_t damaged_bytes;
+	uint64_t bytes;           /* in the segments now */
+};
+
+/* Locks state_dir (a second instance fails here, err naming the holder's
+ * pid), recovers the last segment and opens it for appending. */
 int journal_open(const struct conf *c, char *err, size_t errlen);
 void journal_close(void);
+void journal_stats(struct journal_stats *out);
 
 /* Writer thread only.  Returns 0, or -1 if the event could not be stored
  * (disk full: logged and counted, the relay goes on). */

@@ -112,7 +112,7 @@ class TestJournal(JournalTest):
         with open(last, "ab") as f:       # a record torn by a crash
             f.write(b"\x40\x00\x00\x00\x12\x34\x56\x78" + b"{\"id\":\"x")
         d = self.run_daemon()
-        d.wait_log(r"torn or damaged record at offset %d .*: cut off" % good)
+        d.wait_log(r"torn last record at offset %d .*: cut off" % good)
         self.send(d, [heartbeat(2)])
         wait_for(lambda: len(read_events(self.events)) >= 6, 5)
         self.stop_clean(d)
