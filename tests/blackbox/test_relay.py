@@ -59,8 +59,10 @@ class RelayTest(unittest.TestCase):
 class TestTransfer(RelayTest):
     def test_bytes_exact_both_ways_concurrently(self):
         up = self.server(echo_handler)
-        d = self.daemon(upstream=up.addr)
         n_conns = 40
+        # All from 127.0.0.1: more than max_connections_per_peer's default.
+        d = self.daemon("max_connections_per_peer=%d" % n_conns,
+                        upstream=up.addr)
         results = [None] * n_conns
 
         def client(i):
