@@ -93,8 +93,9 @@ struct journal_reader {
 	} bad;                     /* the damage skipped last, not logged twice */
 	unsigned retries;          /* failed opens or reads in a row */
 	int64_t retry_log_ms;
-	unsigned save_failures;    /* cursor saves failed in a row */
-	int64_t save_log_ms;
+	unsigned save_failures;    /* cursor saves failed since the last line */
+	int64_t save_log_ms;       /* the last failure line, 0: none yet */
+	bool save_logged;          /* a failure line awaits its recovery line */
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -601,10 +602,9 @@ cursor_save(struct journal_reader *r, struct journal_pos at)
 		int p = fprintf(f, "%" PRIu64 " %" PRIu64 "\n", at.seg, at.off);
 
 		if (fclose(f) == 0 && p > 0 && rename(tmp, path) == 0) {
-			if (r->save_failures > 0)
-				log_info("journal cursor %s: saved again after %u "
-				    "failed attempt(s)", path, r->save_failures);
-			r->save_failures = 0;
+			if (r->save_logged)
+				log_info("journal cursor %s: saved again", path);
+			r->save_logged = false;
 			return;
 		}
 	}
@@ -612,11 +612,15 @@ cursor_save(struct journal_reader *r, struct journal_pos at)
 	if (f != NULL)
 		unlink(tmp);
 	now = clock_now_ms();
-	if (r->save_failures++ == 0 || now - r->save_log_ms >= CURSOR_LOG_MS) {
+	/* Once a minute however often it fails and recovers in between. */
+	r->save_failures++;
+	if (r->save_log_ms == 0 || now - r->save_log_ms >= CURSOR_LOG_MS) {
 		log_warnx("journal cursor %s: %s (%u failed attempt(s); delivery "
 		    "goes on, a restart would send these events again)", path,
 		    strerror(e), r->save_failures);
 		r->save_log_ms = now;
+		r->save_failures = 0;
+		r->save_logged = true;
 	}
 }
 
