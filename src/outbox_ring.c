@@ -231,15 +231,22 @@ ring_put(struct ring *r, const struct ring_rec *rec)
 	rh.listener_len = (uint16_t)ll;
 	rh.peer_len = (uint16_t)pl;
 	memcpy(rh.id, rec->id, sizeof rh.id);
+	/* Not crc32() of a NULL: that is zlib's "start again". */
 	crc = crc32(0, (const Bytef *)&rh + CRC_SKIP, sizeof rh - CRC_SKIP);
-	crc = crc32(crc, (const Bytef *)rec->listener, (uInt)ll);
-	crc = crc32(crc, (const Bytef *)rec->peer, (uInt)pl);
-	crc = crc32(crc, rec->body, (uInt)rec->len);
+	if (ll > 0)
+		crc = crc32(crc, (const Bytef *)rec->listener, (uInt)ll);
+	if (pl > 0)
+		crc = crc32(crc, (const Bytef *)rec->peer, (uInt)pl);
+	if (rec->len > 0)
+		crc = crc32(crc, rec->body, (uInt)rec->len);
 	rh.crc = (uint32_t)crc;
 	copy_in(r, h->head, &rh, sizeof rh);
-	copy_in(r, h->head + sizeof rh, rec->listener, ll);
-	copy_in(r, h->head + sizeof rh + ll, rec->peer, pl);
-	copy_in(r, h->head + sizeof rh + ll + pl, rec->body, rec->len);
+	if (ll > 0)
+		copy_in(r, h->head + sizeof rh, rec->listener, ll);
+	if (pl > 0)
+		copy_in(r, h->head + sizeof rh + ll, rec->peer, pl);
+	if (rec->len > 0)
+		copy_in(r, h->head + sizeof rh + ll + pl, rec->body, rec->len);
 	/* Only now: what is below head is whole. */
 	h->head += total;
 	h->head_seq++;
@@ -285,7 +292,8 @@ ring_read(const struct ring *r, uint64_t pos, uint64_t end, uint64_t seq,
 	pl = rh.peer_len;
 	copy_out(r, pos + sizeof rh, scratch, n);
 	crc = crc32(0, (const Bytef *)&rh + CRC_SKIP, sizeof rh - CRC_SKIP);
-	crc = crc32(crc, scratch, (uInt)n);
+	if (n > 0)
+		crc = crc32(crc, scratch, (uInt)n);
 	if ((uint32_t)crc != rh.crc || ll + pl > n ||
 	    (ll > 0 && scratch[ll - 1] != '\0') ||
 	    (pl > 0 && scratch[ll + pl - 1] != '\0') ||
