@@ -10,6 +10,7 @@ file.  A frame may have two events (journaled, then recovered again), but
 only with the same id.
 """
 import json
+import re
 import os
 import signal
 import socket
@@ -154,6 +155,7 @@ class TestSigkill(unittest.TestCase):
         logs = []
         for _ in range(KILLS):
             d = self.daemon(up.addr)
+            self.addCleanup(d.close)
             d.port()
             with self.lock:
                 self.since = 0
@@ -162,9 +164,7 @@ class TestSigkill(unittest.TestCase):
             self.assertTrue(wait_for(lambda: d.proc.poll() is not None, 10),
                             "never killed:\n" + d.log())
             d.proc.wait()
-            d.err.close()
             logs.append(d.log())
-            d.dir.cleanup()
         self.assertEqual(self.kills, KILLS)
 
         # A last run that is not killed delivers what the others left.
@@ -194,11 +194,15 @@ class TestSigkill(unittest.TestCase):
                 ids.setdefault((e["logger.serial"], e["direction"]),
                                set()).add(e["id"])
         twice = {k: v for k, v in ids.items() if len(v) > 1}
-        self.assertGreater(len(self.up_got), KILLS * KILL_AFTER)
+        self.assertGreaterEqual(len(self.up_got), KILLS * KILL_AFTER)
         self.assertEqual(sorted(lost)[:20], [],
                          "%d of %d relayed frames have no event" % (
                              len(lost), len(self.up_got) + len(self.down_got)))
         self.assertEqual(twice, {}, "one frame, two ids")
+        # The kills did catch events on their way to the journal (hundreds
+        # in a run here): the path under test was taken.
+        self.assertTrue(any(re.search(r"outbox: recovered \d+ event", log)
+                            for log in logs), "\n".join(logs))
 
 
 if __name__ == "__main__":
