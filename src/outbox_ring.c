@@ -18,9 +18,10 @@
  * head whole; the checksum and sequence catch anything else (a power cut,
  * a damaged file) and recovery stops at the first bad record.
  *
- * The file is filled with zeros when made, rather than fallocated, so
- * that its blocks are allocated and written: a store through the mapping
- * then never makes the file system allocate or convert a block.  The
+ * The file is filled with zeros when made (fallocated first, only to fail
+ * early on a full disk), so that its blocks are allocated and written: a
+ * store through the mapping then never makes the file system allocate or
+ * convert a block.  The
  * mapping is locked in memory when the limits allow, so that a page is
  * never read back from disk under a pump.
  */
@@ -114,6 +115,10 @@ make_file(const char *path, char *why, size_t whylen)
 		return -1;
 	}
 	if ((fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0)
+		goto fail;
+	/* Fail at once on a full disk, rather than after filling it. */
+	if ((errno = posix_fallocate(fd, 0, (off_t)left)) != 0 &&
+	    errno != EOPNOTSUPP && errno != EINVAL)
 		goto fail;
 	while (left > 0) {
 		ssize_t w = write(fd, zeros, left < sizeof zeros ? left :

@@ -15,6 +15,7 @@ import os
 import signal
 import socket
 import struct
+import subprocess
 import tempfile
 import threading
 import time
@@ -203,6 +204,35 @@ class TestSigkill(unittest.TestCase):
         # in a run here): the path under test was taken.
         self.assertTrue(any(re.search(r"outbox: recovered \d+ event", log)
                             for log in logs), "\n".join(logs))
+
+    def test_no_room_for_the_outbox_file(self):
+        # state_dir on a tmpfs too small for state_dir/outbox: the queue
+        # lives in memory, with a warning, and events flow as before.
+        mnt = os.path.join(os.path.dirname(self.state), "mnt")
+        os.mkdir(mnt)
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs",
+                            mnt], capture_output=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.addCleanup(subprocess.run, ["umount", "-l", mnt])
+        self.state = os.path.join(mnt, "state")
+        up = Server(self.upstream)
+        self.addCleanup(up.close)
+        d = self.daemon(up.addr)
+        self.addCleanup(d.close)
+        s = socket.create_connection(("127.0.0.1", d.port()), 10 * SLOW)
+        s.sendall(b"".join(data_frame(i) for i in range(1, 11)))
+        s.shutdown(socket.SHUT_WR)
+        while s.recv(65536):
+            pass
+        s.close()
+        d.wait_log(r"warn: outbox .*/outbox: No space left on device: "
+                   r"events wait in memory only")
+        self.assertTrue(wait_for(lambda: len([
+            e for e in lenient_events(self.events)
+            if e.get("type") == "data"]) == 20, 10), d.log())
+        self.assertFalse({"outbox", "outbox.tmp"} & set(os.listdir(self.state)))
+        rc, _ = d.stop()
+        self.assertEqual(rc, 0, d.log())
 
 
 if __name__ == "__main__":
