@@ -338,7 +338,7 @@ main(int argc, char **argv)
 		log_warnx("hec: url is set but no token: not delivering to HEC");
 	}
 	journal_start_deleting();
-	if (outbox_start() != 0)
+	if (outbox_start(c->state_dir) != 0)
 		return 1;
 	relay_init(c->max_connections, c->max_connections_per_peer);
 	if (listeners_start() != 0) {

@@ -2,16 +2,25 @@
  * outbox.c - the hand-off between pumps and the journal (redis bio.c
  * style: one mutex, one condition, one worker).
  *
- * Producers take the lock only to store a pointer in a fixed ring; when the
- * ring is full the event is dropped and counted, so neither the disk nor a
- * sink can ever stall a relay.  The writer thread takes everything queued at
- * once and, outside the lock, serialises each event and appends it to the
- * journal, which the sinks read at their own pace.  A pump hands over a
- * Solarman frame as bytes: building its JSON is the writer's work, so the
- * relay pays only for a copy; an Envoy message comes as a job that the
- * writer runs (inflate, parse, spool files), in at most half the ring and
- * bounded in bytes until it has run, so jobs never crowd the events out.
- * The writer also wakes up when the journal's next fsync is due.
+ * The queue is a byte ring in a shared mapping of state_dir/outbox
+ * (outbox_ring.c), so that an event handed over before a SIGKILL is still
+ * there for the next start: a pump puts a frame's event in before it sends
+ * the frame on, and the writer frees its place only once the journal has
+ * it (in the page cache after writev(), which a SIGKILL does not undo).
+ * outbox_start() journals what the last run left in the ring.
+ *
+ * Producers take the lock only to copy a record in; when the ring is full
+ * the event is dropped and counted, so neither the disk nor a sink can
+ * ever stall a relay.  The writer reads what is queued outside the lock
+ * (producers only write past head), serialises each event, appends it to
+ * the journal and then moves the tail.  A pump hands over a Solarman frame
+ * as bytes with its id already given (so that an event journaled again
+ * after a kill keeps its id): building its JSON is the writer's work, so
+ * the relay pays only for a copy.  An Envoy message comes as a job that
+ * the writer runs (inflate, parse, spool files): the job itself, up to
+ * JOB_BYTES_MAX, stays in memory, and only its place in the queue is in
+ * the ring; a SIGKILL loses the jobs not yet run, and the next start says
+ * how many.  The writer also wakes up when the journal's next fsync is due.
  */
 #include "outbox.h"
 
@@ -20,58 +29,51 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "addr.h"
 #include "clock.h"
 #include "log.h"
 #include "journal.h"
+#include "outbox_ring.h"
 #include "solarman_event.h"
 
-#define OUTBOX_CAP 4096
 #define WRITER_BATCH 256
-#define JOBS_MAX (OUTBOX_CAP / 2) /* queued jobs: events keep the rest */
+#define JOBS_MAX 2048
 /* What jobs queued or running may hold, unless there is only one. */
 #define JOB_BYTES_MAX (64 * 1024 * 1024)
 
-/* An event, a Solarman frame whose event the writer builds, or a job. */
-struct item {
-	json_t *ev;
-	int64_t time_ms;
-	uint8_t *frame;
-	size_t len;
-	struct event_meta meta;
-	char peer[ADDR_STR_MAX];
+struct job {
 	void (*run)(void *job);
 	void *job;
-	size_t job_bytes;
+	size_t bytes;
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake;
-static struct item ring[OUTBOX_CAP];
-static size_t head, count, jobs, job_bytes;
+static struct ring ring;
+static struct job jobs[JOBS_MAX]; /* in the ring's order */
+static size_t jobs_head, njobs, job_bytes;
 static uint64_t dropped, dropped_logged;
 static bool stopping, running;
 static pthread_t writer;
+static uint8_t scratch[RING_RECORD_MAX]; /* the writer's */
 
 /* Store it, or count it dropped; true if stored. */
 static bool
-enqueue(const struct item *it)
+enqueue(const struct ring_rec *rec, const struct job *j)
 {
 	bool stored;
 
 	pthread_mutex_lock(&lock);
-	stored = count < OUTBOX_CAP && running && (it->run == NULL ||
-	    (jobs < JOBS_MAX && (job_bytes == 0 ||
-	    job_bytes + it->job_bytes <= JOB_BYTES_MAX)));
-	if (stored) {
-		ring[(head + count) % OUTBOX_CAP] = *it;
-		count++;
-		jobs += it->run != NULL;
-		job_bytes += it->job_bytes;
-		pthread_cond_signal(&wake);
-	} else if (it->run == NULL) {
-		dropped++; /* a job's caller says what it lost */
+	stored = running && (j == NULL || (njobs < JOBS_MAX &&
+	    (job_bytes == 0 || job_bytes + j->bytes <= JOB_BYTES_MAX))) &&
+	    ring_put(&ring, rec);
+	if (stored && j != NULL) {
+		jobs[(jobs_head + njobs++) % JOBS_MAX] = *j;
+		job_bytes += j->bytes;
 	}
+	if (stored)
+		pthread_cond_signal(&wake);
+	else if (j == NULL)
+		dropped++; /* a job's caller says what it lost */
 	pthread_mutex_unlock(&lock);
 	return stored;
 }
@@ -79,44 +81,45 @@ enqueue(const struct item *it)
 void
 outbox_put(json_t *ev, int64_t time_ms)
 {
-	struct item it = {.ev = ev, .time_ms = time_ms};
+	struct ring_rec rec = {.kind = RING_EVENT, .time_ms = time_ms};
+	char *s;
 
-	if (ev != NULL && !enqueue(&it))
-		json_decref(ev);
-}
-
-void
-outbox_put_frame(const uint8_t *frame, size_t len, const struct event_meta *m)
-{
-	struct item it = {.len = len, .meta = *m};
-	bool full;
-
-	/* A flood: drop before paying for the copy. */
-	pthread_mutex_lock(&lock);
-	full = count == OUTBOX_CAP || !running;
-	if (full)
-		dropped++;
-	pthread_mutex_unlock(&lock);
-	if (full)
+	if (ev == NULL)
 		return;
-	if ((it.frame = malloc(len)) == NULL) {
+	s = json_dumps(ev, JSON_COMPACT | JSON_REAL_PRECISION(12));
+	json_decref(ev);
+	if (s == NULL) {
 		pthread_mutex_lock(&lock);
 		dropped++;
 		pthread_mutex_unlock(&lock);
 		return;
 	}
-	memcpy(it.frame, frame, len);
-	snprintf(it.peer, sizeof it.peer, "%s", m->peer);
-	if (!enqueue(&it))
-		free(it.frame);
+	rec.body = (const uint8_t *)s;
+	rec.len = strlen(s);
+	enqueue(&rec, NULL);
+	free(s);
+}
+
+void
+outbox_put_frame(const uint8_t *frame, size_t len, const struct event_meta *m)
+{
+	struct event_meta id;
+	struct ring_rec rec = {.kind = RING_FRAME, .dir = m->direction,
+	    .conn_id = m->conn_id, .time_ms = m->received_ms,
+	    .listener = m->listener, .peer = m->peer, .body = frame, .len = len};
+
+	event_id_new(&id); /* here, once: a copy journaled twice keeps it */
+	memcpy(rec.id, id.id, sizeof rec.id);
+	enqueue(&rec, NULL);
 }
 
 bool
 outbox_put_job(void (*run)(void *job), void *job, size_t bytes)
 {
-	struct item it = {.run = run, .job = job, .job_bytes = bytes};
+	struct ring_rec rec = {.kind = RING_JOB};
+	struct job j = {run, job, bytes};
 
-	return enqueue(&it);
+	return enqueue(&rec, &j);
 }
 
 void
@@ -133,45 +136,66 @@ outbox_emit(json_t *ev, int64_t time_ms)
 	json_decref(ev);
 }
 
-/* The item's event, built here for a frame. */
-static json_t *
-item_event(struct item *it)
+/* Journal a record's event (not a job's: that is the caller's). */
+static void
+record_journal(const struct ring_rec *rec)
 {
+	struct event_meta m;
+	int64_t time_ms;
 	json_t *ev;
 
-	if (it->frame == NULL)
-		return it->ev;
-	it->meta.peer = it->peer;
-	event_id_new(&it->meta); /* once, here: the journal keeps it */
-	ev = solarman_event(it->frame, it->len, &it->meta, &it->time_ms);
-	free(it->frame);
-	return ev;
+	if (rec->kind == RING_EVENT) {
+		journal_append(rec->time_ms, (const char *)rec->body, rec->len);
+		return;
+	}
+	memcpy(m.id, rec->id, sizeof m.id);
+	m.listener = rec->listener ? rec->listener : "-";
+	m.conn_id = rec->conn_id;
+	m.peer = rec->peer ? rec->peer : "-";
+	m.direction = rec->dir;
+	m.received_ms = rec->time_ms;
+	ev = solarman_event(rec->body, rec->len, &m, &time_ms); /* sets it */
+	outbox_emit(ev, time_ms);
+}
+
+/* Run the job whose place in the ring was just read (the records before
+ * it are journaled and their places freed first). */
+static void
+job_run(uint64_t pos, uint64_t seq)
+{
+	struct job j;
+
+	pthread_mutex_lock(&lock);
+	ring_commit(&ring, pos, seq);
+	j = jobs[jobs_head];
+	jobs_head = (jobs_head + 1) % JOBS_MAX;
+	njobs--;
+	pthread_mutex_unlock(&lock);
+	j.run(j.job);
+	pthread_mutex_lock(&lock);
+	job_bytes -= j.bytes; /* counted until it is freed */
+	pthread_mutex_unlock(&lock);
 }
 
 static void *
 writer_run(void *arg)
 {
-	static struct item batch[WRITER_BATCH];
 	int64_t due = -1;
 
 	(void)arg;
 	for (;;) {
-		size_t n = 0, ran_bytes = 0;
-		uint64_t lost;
+		uint64_t pos, seq, end, end_seq, lost;
+		size_t n;
 		bool done;
 
 		pthread_mutex_lock(&lock);
-		if (count == 0 && !stopping)
+		if (ring_empty(&ring) && !stopping)
 			clock_cond_wait(&wake, &lock, due);
-		while (count > 0 && n < WRITER_BATCH) {
-			batch[n] = ring[head];
-			jobs -= batch[n++].run != NULL;
-			head = (head + 1) % OUTBOX_CAP;
-			count--;
-		}
+		ring_tail(&ring, &pos, &seq);
+		ring_head(&ring, &end, &end_seq);
 		lost = dropped - dropped_logged;
 		dropped_logged = dropped;
-		done = stopping && n == 0 && count == 0;
+		done = stopping && pos == end;
 		if (done)
 			running = false; /* later puts are dropped and counted */
 		pthread_mutex_unlock(&lock);
@@ -180,33 +204,89 @@ writer_run(void *arg)
 			log_warnx("events: queue full, %llu event(s) dropped "
 			    "(%llu since start)", (unsigned long long)lost,
 			    (unsigned long long)dropped_logged);
-		for (size_t i = 0; i < n; i++) {
-			json_t *ev;
+		for (n = 0; pos < end && n < WRITER_BATCH; n++) {
+			struct ring_rec rec;
+			size_t k = ring_read(&ring, pos, end, seq, &rec, scratch);
 
-			if (batch[i].run != NULL) {
-				batch[i].run(batch[i].job);
-				ran_bytes += batch[i].job_bytes;
-				continue;
+			if (k == 0) { /* only a bug could do this: say so, go on */
+				log_errorx("outbox: damaged record %llu, %llu byte(s) "
+				    "dropped", (unsigned long long)seq,
+				    (unsigned long long)(end - pos));
+				pos = end;
+				seq = end_seq;
+				break;
 			}
-			ev = item_event(&batch[i]); /* sets the record time */
-			outbox_emit(ev, batch[i].time_ms);
+			pos += k;
+			seq++;
+			if (rec.kind == RING_JOB)
+				job_run(pos, seq);
+			else
+				record_journal(&rec);
 		}
-		if (ran_bytes > 0) { /* counted until they are freed */
-			pthread_mutex_lock(&lock);
-			job_bytes -= ran_bytes;
-			pthread_mutex_unlock(&lock);
-		}
+		pthread_mutex_lock(&lock);
+		ring_commit(&ring, pos, seq);
+		pthread_mutex_unlock(&lock);
 		due = journal_publish();
 		if (done)
 			return NULL;
 	}
 }
 
-int
-outbox_start(void)
+/* Journal what the last run left in the ring, then empty it. */
+static void
+recover(void)
 {
+	uint64_t pos, seq, end, end_seq, events = 0, jobs_lost = 0;
+
+	ring_tail(&ring, &pos, &seq);
+	ring_head(&ring, &end, &end_seq);
+	while (pos < end) {
+		struct ring_rec rec;
+		size_t k = ring_read(&ring, pos, end, seq, &rec, scratch);
+
+		if (k == 0) {
+			log_warnx("outbox: damaged record at byte %llu: the last "
+			    "%llu byte(s) of the last run dropped",
+			    (unsigned long long)pos, (unsigned long long)(end - pos));
+			break;
+		}
+		pos += k;
+		seq++;
+		if (rec.kind == RING_JOB) {
+			jobs_lost++;
+			continue;
+		}
+		record_journal(&rec);
+		events++;
+	}
+	ring_commit(&ring, end, end_seq);
+	journal_publish();
+	if (events > 0)
+		log_info("outbox: recovered %llu event(s) from the last run",
+		    (unsigned long long)events);
+	if (jobs_lost > 0)
+		log_warnx("outbox: %llu HTTP message(s) of the last run were lost "
+		    "before they were decoded", (unsigned long long)jobs_lost);
+}
+
+int
+outbox_start(const char *state_dir)
+{
+	char path[4096], why[4200];
 	int r;
 
+	snprintf(path, sizeof path, "%s/outbox", state_dir);
+	if (ring_open(&ring, path, why, sizeof why) != 0) {
+		log_errorx("outbox: cannot map memory");
+		return -1;
+	}
+	if (why[0] != '\0')
+		log_warnx("outbox %s%s", why, ring.in_memory ? ": events wait in "
+		    "memory only, a SIGKILL can lose them" : "");
+	if (!ring.locked)
+		log_info("outbox: not locked in memory (RLIMIT_MEMLOCK): a pump "
+		    "may wait for a page of it to be read back from disk");
+	recover();
 	clock_cond_init(&wake);
 	running = true;
 	if ((r = pthread_create(&writer, NULL, writer_run, NULL)) != 0) {
@@ -232,4 +312,5 @@ outbox_stop(void)
 	pthread_mutex_lock(&lock);
 	running = false;
 	pthread_mutex_unlock(&lock);
+	ring_close(&ring);
 }

@@ -1,6 +1,7 @@
 /*
  * outbox.h - where taps hand their events: a bounded queue that never
- * blocks a pump, drained by one writer thread into the sinks.
+ * blocks a pump and outlives a SIGKILL, drained by one writer thread into
+ * the journal.
  */
 #ifndef DEYE_OUTBOX_H
 #define DEYE_OUTBOX_H
@@ -12,22 +13,27 @@
 
 #include "event.h"
 
-int outbox_start(void);
+/*
+ * Map state_dir/outbox, journal what the last run left in it (the journal
+ * is open), start the writer.
+ */
+int outbox_start(const char *state_dir);
 /*
  * Hand over ev (ownership passes) with its record time.  Never waits: when
  * the queue is full the event is dropped, counted and logged.
  */
 void outbox_put(json_t *ev, int64_t time_ms);
-/* The same for a validated Solarman frame: the writer gives it its id and
- * builds its event (frame and meta are copied). */
+/* The same for a validated Solarman frame: its id is given here, its
+ * event built by the writer (frame and meta are copied; meta's id is not
+ * used). */
 void outbox_put_frame(const uint8_t *frame, size_t len,
     const struct event_meta *m);
 /*
  * Work for the writer thread, off the relay path: run(job) makes its
  * events with outbox_emit() and frees job.  bytes is what job holds,
- * counted against a bound on all queued jobs, which take at most half the
- * queue.  Never waits: false when the job was dropped; the caller then logs
- * it and frees it.
+ * counted against a bound on all queued jobs.  A job is kept in memory
+ * only: a SIGKILL loses it.  Never waits: false when the job was dropped;
+ * the caller then logs it and frees it.
  */
 bool outbox_put_job(void (*run)(void *job), void *job, size_t bytes);
 /* From a job only: journal ev (ownership passes) with its record time. */

@@ -1,8 +1,11 @@
 /*
  * pump.c - one direction of a relayed connection.
  *
- * recv() from one socket, send() the whole chunk to the other, then hand the
- * chunk to the tap: the relay never waits for a decoder.
+ * recv() from one socket, hand the chunk to the tap's decoders, send() it
+ * whole to the other socket, then to capture.  Decoding first puts a
+ * frame's event in the outbox (a file mapping that outlives a SIGKILL)
+ * before the frame leaves; it is done in memory and never waits on a sink
+ * or the journal.
  *
  * Deadlines without polling: each socket's receive and send timeouts are
  * the time left until the idle deadline (no byte either way for
@@ -94,7 +97,7 @@ send_all(struct conn *c, int to, const uint8_t *buf, size_t n, enum dir dir)
 }
 
 /*
- * One chunk read from dir: pass it on, feed it to the tap and, when we
+ * One chunk read from dir: feed it to the tap, pass it on and, when we
  * answer the logger ourselves, send it the replies.  False when the
  * connection must end (the reason is set).
  */
@@ -106,13 +109,15 @@ forward(struct conn *c, enum dir dir, int to, const uint8_t *buf, size_t n)
 	bool local = atomic_load(&c->local);
 	size_t k;
 
+	tap_feed(c->tap, dir, buf, n, dir == DIR_UP && local);
 	if (to >= 0 && !local && !send_all(c, to, buf, n, dir)) {
 		if (!(dir == DIR_UP && conn_go_local(c, "gone")))
 			return false;
 		local = true;
+		tap_answer_last(c->tap);
 	}
+	tap_capture(c->tap, dir, buf, n);
 	atomic_fetch_add(&c->bytes[dir], n);
-	tap_feed(c->tap, dir, buf, n, dir == DIR_UP && local);
 	if (dir != DIR_UP || !local)
 		return true;
 	if (tap_undecodable(c->tap)) {

@@ -7,8 +7,11 @@
  * direction's pump, so there is no lock.  The cross-direction flags are
  * atomics: "this connection is not V5", decided by the first bytes of the
  * connection whichever direction they come from.  Replies are made while
- * the up pump feeds the decoder a chunk it did not pass to an upstream,
- * and sent by that same pump.
+ * the up pump feeds the decoder a chunk it will not pass to an upstream,
+ * and sent by that same pump.  A chunk is fed before it is sent, so when
+ * the upstream fails under it and the logger is answered locally
+ * (on_upstream_failure = answer), that chunk's logger frames are kept
+ * until the send has succeeded, to be answered after all.
  */
 #include "tap.h"
 
@@ -50,8 +53,11 @@ struct tap {
 	atomic_int first_dir;   /* -1 until a direction saw its first byte */
 	atomic_bool undecodable;
 	bool answer;            /* this chunk gets replies; up pump only */
+	bool hold;              /* keep this chunk's frames; up pump only */
 	uint8_t *replies;       /* up pump only */
 	size_t nreplies, cap;
+	uint8_t *held;          /* the last up chunk's frames: size_t, bytes */
+	size_t nheld, held_cap;
 	struct tap_dir d[2];
 };
 
@@ -109,6 +115,29 @@ answer(struct tap *t, const uint8_t *frame, size_t len)
 	outbox_put_frame(r, sizeof r, &m);
 }
 
+/* Keep a logger frame that may have to be answered after all. */
+static void
+hold(struct tap *t, const uint8_t *frame, size_t len)
+{
+	if (t->nheld + sizeof len + len > t->held_cap) {
+		size_t cap = t->held_cap ? t->held_cap : 1024;
+		uint8_t *p;
+
+		while (cap < t->nheld + sizeof len + len)
+			cap *= 2;
+		if ((p = realloc(t->held, cap)) == NULL) {
+			log_warnx("conn %" PRIu64 ": out of memory, a frame would "
+			    "not be answered", t->conn_id);
+			return;
+		}
+		t->held = p;
+		t->held_cap = cap;
+	}
+	memcpy(t->held + t->nheld, &len, sizeof len);
+	memcpy(t->held + t->nheld + sizeof len, frame, len);
+	t->nheld += sizeof len + len;
+}
+
 static void
 on_frame(void *arg, const uint8_t *frame, size_t len)
 {
@@ -119,6 +148,8 @@ on_frame(void *arg, const uint8_t *frame, size_t len)
 	outbox_put_frame(frame, len, &m);
 	if (d->dir == 0 && d->t->answer)
 		answer(d->t, frame, len);
+	else if (d->dir == 0 && d->t->hold)
+		hold(d->t, frame, len);
 }
 
 static void
@@ -154,6 +185,9 @@ tap_open(const struct listener_conf *lc, uint64_t conn_id, const char *peer,
 	t->envoy = envoy ? envoy_tap_open(lc, conn_id, peer) : NULL;
 	t->replies = NULL;
 	t->nreplies = t->cap = 0;
+	t->held = NULL;
+	t->nheld = t->held_cap = 0;
+	t->hold = false;
 	atomic_init(&t->undecodable, false);
 	t->answer = false;
 	t->lc = lc;
@@ -201,16 +235,39 @@ tap_feed(struct tap *t, int dir, const uint8_t *buf, size_t n, bool answer)
 {
 	if (t == NULL || n == 0)
 		return;
-	if (t->capture != NULL)
-		capture_write(t->capture, dir, buf, n);
-	if (dir == 0)
+	if (dir == 0) {
 		t->answer = answer;
+		t->hold = !answer &&
+		    t->lc->on_upstream_failure == ON_FAILURE_ANSWER;
+		t->nheld = 0;
+	}
 	if (t->envoy != NULL)
 		envoy_tap_feed(t->envoy, dir, buf, n);
 	if (t->solarman && still_decodable(t, dir, buf, n)) {
 		struct solarman_handler h = {on_frame, on_reject, &t->d[dir]};
 		solarman_stream_feed(&t->d[dir].stream, buf, n, &h);
 	}
+}
+
+void
+tap_answer_last(struct tap *t)
+{
+	size_t off, len;
+
+	if (t == NULL)
+		return;
+	for (off = 0; off < t->nheld; off += sizeof len + len) {
+		memcpy(&len, t->held + off, sizeof len);
+		answer(t, t->held + off + sizeof len, len);
+	}
+	t->nheld = 0;
+}
+
+void
+tap_capture(struct tap *t, int dir, const uint8_t *buf, size_t n)
+{
+	if (t != NULL && n > 0 && t->capture != NULL)
+		capture_write(t->capture, dir, buf, n);
 }
 
 size_t
@@ -241,7 +298,7 @@ tap_close(struct tap *t)
 	if (t == NULL)
 		return;
 	/* Frames found by the final rescan get no reply: nobody would get it. */
-	t->answer = false;
+	t->answer = t->hold = false;
 	for (int i = 0; t->solarman && i < 2; i++) {
 		struct solarman_stream *s = &t->d[i].stream;
 		struct solarman_handler h = {on_frame, on_reject, &t->d[i]};
@@ -266,5 +323,6 @@ tap_close(struct tap *t)
 	envoy_tap_close(t->envoy);
 	capture_close(t->capture);
 	free(t->replies);
+	free(t->held);
 	free(t);
 }

@@ -1,9 +1,11 @@
 /*
  * tap.h - what a listener does with the bytes its pumps relay.
  *
- * The pump of each direction calls tap_feed() with every chunk it has just
- * forwarded.  A tap never blocks the relay and never fails it: events are
- * handed to the outbox without waiting, capture errors only stop capture.
+ * The pump of each direction calls tap_feed() with every chunk it is about
+ * to forward (so a frame's event is queued before the frame leaves), and
+ * tap_capture() once it has.  A tap never blocks the relay on a sink or
+ * the journal and never fails it: events are handed to the outbox without
+ * waiting, capture errors only stop capture.
  */
 #ifndef DEYE_TAP_H
 #define DEYE_TAP_H
@@ -21,12 +23,17 @@ struct tap;
 struct tap *tap_open(const struct listener_conf *lc, uint64_t conn_id,
     const char *peer, time_t start);
 /*
- * Only the pump of direction dir calls this for dir (0 up, 1 down).  With
- * answer set (up only: the chunk was not passed to an upstream), each
- * logger frame in it gets a time reply, as the cloud would send.
+ * Only the pump of direction dir calls these for dir (0 up, 1 down).  With
+ * answer set (up only: the chunk is not for an upstream), each logger
+ * frame in it gets a time reply, as the cloud would send.
  */
 void tap_feed(struct tap *t, int dir, const uint8_t *buf, size_t n,
     bool answer);
+/* The up chunk just fed without answer could not be passed on after all:
+ * its logger frames get their time replies now. */
+void tap_answer_last(struct tap *t);
+/* The chunk, as relayed, for capture_dir. */
+void tap_capture(struct tap *t, int dir, const uint8_t *buf, size_t n);
 /* The replies made while feeding the up direction, for the up pump to send
  * to the logger; then tap_replies_sent(). */
 size_t tap_replies(struct tap *t, const uint8_t **p);

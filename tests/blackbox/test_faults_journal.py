@@ -175,7 +175,7 @@ class TestFullDisk(FaultsJournalTest):
         journaled = []
         for _ in range(40):
             journaled += self.send_data(d, 50)
-            if "No space left on device" in d.log():
+            if "journal: No space left on device" in d.log():
                 break
         d.wait_log(r"error: journal: No space left on device \(1 event\(s\) "
                    r"lost so far; the relay goes on\)")
@@ -236,7 +236,7 @@ class TestFullDisk(FaultsJournalTest):
                         "hec.url=http://127.0.0.1:%d" % hole.getsockname()[1])
         for _ in range(40):
             self.send_data(d, 50)
-            if "No space left on device" in d.log():
+            if "journal: No space left on device" in d.log():
                 break
         d.wait_log(r"No space left on device")
         self.stop(d)

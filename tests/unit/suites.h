@@ -11,6 +11,8 @@ Suite *solarman_suite(void);
 Suite *http_suite(void);
 Suite *envoy_suite(void);
 Suite *journal_suite(void);
+Suite *outbox_ring_suite(void);
+Suite *tap_suite(void);
 
 /* Frees what conf_suite() allocated to build its data-driven cases. */
 void conf_suite_cleanup(void);
