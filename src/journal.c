@@ -113,7 +113,8 @@ static bool dirty, woken;
 static struct journal_reader *readers[READERS_MAX];
 static size_t nreaders;
 static struct journal_stats stats;
-static uint64_t outage_lost;  /* the writer's: lost since appends failed */
+static uint64_t outage_failures; /* the writer's: since the last line */
+static bool outage_logged;        /* a failure line awaits its recovery */
 static int64_t last_error_log_ms;
 static bool deleting; /* off until every sink has opened its reader */
 
@@ -789,36 +790,32 @@ enforce_spool_max(void)
 
 /* ---- writer ---- */
 
-/* An event that could not be stored: counted, and logged at once, then
- * at most every LOSS_LOG_MS while the failures go on. */
+/*
+ * An append the disk refused.  The event is not lost here: the outbox
+ * holds it and tries again.  Logged at once, then at most every
+ * LOSS_LOG_MS while the failures go on, however often they pause.
+ */
 static void
 append_failed(const char *why)
 {
 	int64_t now = clock_now_ms();
-	uint64_t total;
 
-	pthread_mutex_lock(&lock);
-	total = ++stats.lost;
-	pthread_mutex_unlock(&lock);
-	if (outage_lost++ == 0 || now - last_error_log_ms >= LOSS_LOG_MS) {
-		log_errorx("journal: %s (%" PRIu64 " event(s) lost so far; the "
-		    "relay goes on)", why, total);
+	outage_failures++;
+	if (last_error_log_ms == 0 || now - last_error_log_ms >= LOSS_LOG_MS) {
+		log_errorx("journal: %s (%" PRIu64 " failed attempt(s)); events "
+		    "wait in the outbox, the relay goes on", why, outage_failures);
 		last_error_log_ms = now;
+		outage_failures = 0;
+		outage_logged = true;
 	}
 }
 
-/* The first append that works after failures: the outage's total. */
+/* The first append that works after a logged failure. */
 static void
 append_recovered(void)
 {
-	uint64_t total;
-
-	pthread_mutex_lock(&lock);
-	total = stats.lost;
-	pthread_mutex_unlock(&lock);
-	log_info("journal: appending again; %" PRIu64 " event(s) lost while "
-	    "appends failed (%" PRIu64 " since start)", outage_lost, total);
-	outage_lost = 0;
+	log_info("journal: appending again");
+	outage_logged = false;
 }
 
 static void
@@ -923,12 +920,16 @@ journal_append(int64_t time_ms, const char *json, size_t len)
 		pthread_mutex_lock(&lock);
 		stats.lost++;
 		pthread_mutex_unlock(&lock);
+		errno = EMSGSIZE;
 		return -1;
 	}
 	if (wfd < 0) {
 		char err[256];
 		if (open_active(wseg, err, sizeof err) != 0) {
+			int e = errno;
+
 			append_failed(err);
+			errno = e;
 			return -1;
 		}
 	}
@@ -941,6 +942,7 @@ journal_append(int64_t time_ms, const char *json, size_t len)
 
 		if (!reclaim(e) || write_record(iov, HDR + len) != 0) {
 			append_failed(strerror(e));
+			errno = e;
 			return -1;
 		}
 	}
@@ -949,7 +951,7 @@ journal_append(int64_t time_ms, const char *json, size_t len)
 	pthread_mutex_lock(&lock);
 	stats.appended++;
 	pthread_mutex_unlock(&lock);
-	if (outage_lost > 0)
+	if (outage_logged)
 		append_recovered();
 	if (wsize >= seg_max) {
 		journal_publish();
@@ -1000,7 +1002,9 @@ journal_close(void)
 	segs = NULL;
 	nsegs = 0;
 	memset(&stats, 0, sizeof stats);
-	outage_lost = 0;
+	outage_failures = 0;
+	outage_logged = false;
+	last_error_log_ms = 0;
 	deleting = woken = false;
 	if (lock_fd >= 0)
 		close(lock_fd);

@@ -45,8 +45,12 @@ int journal_open(const struct conf *c, char *err, size_t errlen);
 void journal_close(void);
 void journal_stats(struct journal_stats *out);
 
-/* Writer thread only.  Returns 0, or -1 if the event could not be stored
- * (disk full: logged and counted, the relay goes on). */
+/*
+ * Writer thread only.  Returns 0, or -1 with errno: EMSGSIZE for an event
+ * that can never be stored (counted lost), else the disk's refusal (full,
+ * quota, I/O: logged, rate-limited), after which the caller keeps the event
+ * and tries again once the sinks have let space go.
+ */
 int journal_append(int64_t time_ms, const char *json, size_t len);
 /* After a batch of appends: let readers see them; fsync when due.
  * Returns how long until an fsync is due (ms), or -1 if nothing waits. */

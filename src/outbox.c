@@ -21,9 +21,16 @@
  * JOB_BYTES_MAX, stays in memory, and only its place in the queue is in
  * the ring; a SIGKILL loses the jobs not yet run, and the next start says
  * how many.  The writer also wakes up when the journal's next fsync is due.
+ *
+ * When the disk refuses an append (full), the writer holds that event and
+ * tries again every HOLD_MS, publishing what is in so the sinks can deliver
+ * it and the journal can give its space back; meanwhile the ring fills and
+ * only what does not fit is dropped, counted.  Stopping while held leaves
+ * the rest in the ring for the next start.
  */
 #include "outbox.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +43,7 @@
 #include "solarman_event.h"
 
 #define WRITER_BATCH 256
+#define HOLD_MS 200 /* retry of an append the disk refused */
 #define JOBS_MAX 2048
 /* What jobs queued or running may hold, unless there is only one. */
 #define JOB_BYTES_MAX (64 * 1024 * 1024)
@@ -47,7 +55,7 @@ struct job {
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t wake;
+static pthread_cond_t wake, stop_cond;
 static struct ring ring;
 static struct job jobs[JOBS_MAX]; /* in the ring's order */
 static size_t jobs_head, njobs, job_bytes;
@@ -55,6 +63,7 @@ static uint64_t dropped, dropped_logged;
 static bool stopping, running;
 static pthread_t writer;
 static uint8_t scratch[RING_RECORD_MAX]; /* the writer's */
+static uint64_t last_run_seq; /* records before it are the last run's */
 
 /* Store it, or count it dropped; true if stored. */
 static bool
@@ -122,32 +131,61 @@ outbox_put_job(void (*run)(void *job), void *job, size_t bytes)
 	return enqueue(&rec, &j);
 }
 
+/*
+ * Append, holding on while the disk refuses.  0 stored, or never storable
+ * (the journal counted it); 1 when told to stop first (not stored).
+ */
+static int
+append_held(int64_t time_ms, const char *json, size_t len)
+{
+	while (journal_append(time_ms, json, len) != 0) {
+		bool stop;
+
+		if (errno == EMSGSIZE)
+			return 0;
+		journal_publish(); /* what is in can be delivered, then freed */
+		pthread_mutex_lock(&lock);
+		if (!stopping)
+			clock_cond_wait(&stop_cond, &lock, HOLD_MS);
+		stop = stopping;
+		pthread_mutex_unlock(&lock);
+		if (stop)
+			return 1;
+	}
+	return 0;
+}
+
+/* From a job: its events are held like the ring's, but lost when the
+ * daemon stops meanwhile (the job's place in the ring is gone). */
 void
 outbox_emit(json_t *ev, int64_t time_ms)
 {
 	char *s = ev ? json_dumps(ev, JSON_COMPACT | JSON_REAL_PRECISION(12)) :
 	    NULL;
 
-	if (s != NULL)
-		journal_append(time_ms, s, strlen(s));
-	else
+	if (s == NULL)
 		log_warnx("events: cannot make an event");
+	else if (append_held(time_ms, s, strlen(s)) != 0)
+		log_warnx("events: stopped while the disk was full: an event of "
+		    "an HTTP message lost");
 	free(s);
 	json_decref(ev);
 }
 
-/* Journal a record's event (not a job's: that is the caller's). */
-static void
+/* Journal a record's event (not a job's: that is the caller's); 1 when
+ * stopped before the journal took it. */
+static int
 record_journal(const struct ring_rec *rec)
 {
 	struct event_meta m;
 	int64_t time_ms;
 	json_t *ev;
+	char *s;
+	int r;
 
-	if (rec->kind == RING_EVENT) {
-		journal_append(rec->time_ms, (const char *)rec->body, rec->len);
-		return;
-	}
+	if (rec->kind == RING_EVENT)
+		return append_held(rec->time_ms, (const char *)rec->body,
+		    rec->len);
 	memcpy(m.id, rec->id, sizeof m.id);
 	m.listener = rec->listener ? rec->listener : "-";
 	m.conn_id = rec->conn_id;
@@ -155,7 +193,15 @@ record_journal(const struct ring_rec *rec)
 	m.direction = rec->dir;
 	m.received_ms = rec->time_ms;
 	ev = solarman_event(rec->body, rec->len, &m, &time_ms); /* sets it */
-	outbox_emit(ev, time_ms);
+	s = ev ? json_dumps(ev, JSON_COMPACT | JSON_REAL_PRECISION(12)) : NULL;
+	json_decref(ev);
+	if (s == NULL) {
+		log_warnx("events: cannot make an event");
+		return 0;
+	}
+	r = append_held(time_ms, s, strlen(s));
+	free(s);
+	return r;
 }
 
 /* Run the job whose place in the ring was just read (the records before
@@ -186,7 +232,7 @@ writer_run(void *arg)
 	for (;;) {
 		uint64_t pos, seq, end, end_seq, lost;
 		size_t n;
-		bool done;
+		bool done, held = false;
 
 		pthread_mutex_lock(&lock);
 		if (ring_empty(&ring) && !stopping)
@@ -204,7 +250,7 @@ writer_run(void *arg)
 			log_warnx("events: queue full, %llu event(s) dropped "
 			    "(%llu since start)", (unsigned long long)lost,
 			    (unsigned long long)dropped_logged);
-		for (n = 0; pos < end && n < WRITER_BATCH; n++) {
+		for (n = 0; pos < end && n < WRITER_BATCH && !held; n++) {
 			struct ring_rec rec;
 			size_t k = ring_read(&ring, pos, end, seq, &rec, scratch);
 
@@ -216,23 +262,36 @@ writer_run(void *arg)
 				seq = end_seq;
 				break;
 			}
+			if (rec.kind != RING_JOB && record_journal(&rec) != 0) {
+				held = true; /* stopping: it stays for the next start */
+				break;
+			}
 			pos += k;
 			seq++;
-			if (rec.kind == RING_JOB)
+			if (rec.kind == RING_JOB && seq > last_run_seq)
 				job_run(pos, seq);
-			else
-				record_journal(&rec);
 		}
 		pthread_mutex_lock(&lock);
 		ring_commit(&ring, pos, seq);
 		pthread_mutex_unlock(&lock);
 		due = journal_publish();
+		if (held) {
+			log_warnx("outbox: the journal cannot take events (disk "
+			    "full?): %llu byte(s) of them kept for the next start",
+			    (unsigned long long)(end - pos));
+			return NULL;
+		}
 		if (done)
 			return NULL;
 	}
 }
 
-/* Journal what the last run left in the ring, then empty it. */
+/*
+ * What the last run left in the ring: its events are journaled first, by
+ * the writer like any other (held while the disk is full, so a start never
+ * waits on it); its jobs' messages were in memory and are gone.  A damaged
+ * record ends what can be trusted.
+ */
 static void
 recover(void)
 {
@@ -248,19 +307,17 @@ recover(void)
 			log_warnx("outbox: damaged record at byte %llu: the last "
 			    "%llu byte(s) of the last run dropped",
 			    (unsigned long long)pos, (unsigned long long)(end - pos));
+			ring_cut(&ring, pos, seq);
 			break;
 		}
 		pos += k;
 		seq++;
-		if (rec.kind == RING_JOB) {
+		if (rec.kind == RING_JOB)
 			jobs_lost++;
-			continue;
-		}
-		record_journal(&rec);
-		events++;
+		else
+			events++;
 	}
-	ring_commit(&ring, end, end_seq);
-	journal_publish();
+	last_run_seq = seq;
 	if (events > 0)
 		log_info("outbox: recovered %llu event(s) from the last run",
 		    (unsigned long long)events);
@@ -288,6 +345,7 @@ outbox_start(const char *state_dir)
 		    "may wait for a page of it to be read back from disk");
 	recover();
 	clock_cond_init(&wake);
+	clock_cond_init(&stop_cond);
 	running = true;
 	if ((r = pthread_create(&writer, NULL, writer_run, NULL)) != 0) {
 		running = false;
@@ -307,6 +365,7 @@ outbox_stop(void)
 	}
 	stopping = true;
 	pthread_cond_signal(&wake);
+	pthread_cond_signal(&stop_cond);
 	pthread_mutex_unlock(&lock);
 	pthread_join(writer, NULL);
 	pthread_mutex_lock(&lock);

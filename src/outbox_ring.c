@@ -323,3 +323,10 @@ ring_commit(struct ring *r, uint64_t pos, uint64_t seq)
 	r->hdr->tail = pos;
 	r->hdr->tail_seq = seq;
 }
+
+void
+ring_cut(struct ring *r, uint64_t pos, uint64_t seq)
+{
+	r->hdr->head = pos;
+	r->hdr->head_seq = seq;
+}

@@ -78,5 +78,7 @@ size_t ring_read(const struct ring *r, uint64_t pos, uint64_t end,
     uint64_t seq, struct ring_rec *rec, uint8_t *scratch);
 /* Everything before pos (record seq) has been dealt with. */
 void ring_commit(struct ring *r, uint64_t pos, uint64_t seq);
+/* Forget what was put from pos (record seq) on: a damaged record there. */
+void ring_cut(struct ring *r, uint64_t pos, uint64_t seq);
 
 #endif
