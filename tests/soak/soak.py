@@ -56,8 +56,8 @@ from test_solarman import DATA  # noqa: E402
 SECS = float(os.environ.get("SOAK_SECS", "120"))
 SEED = int(os.environ.get("SOAK_SEED", str(int(time.time()))))
 SENDERS = int(os.environ.get("SOAK_SENDERS", "4"))
-DISK = os.environ.get("SOAK_DISK", "4m")
-GAP_S = float(os.environ.get("SOAK_GAP_MS", "5")) / 1000.0
+DISK = os.environ.get("SOAK_DISK", "16m")
+GAP_S = float(os.environ.get("SOAK_GAP_MS", "10")) / 1000.0
 DRAIN_S = float(os.environ.get("SOAK_DRAIN_SECS", "120"))
 
 
@@ -149,7 +149,7 @@ class Soak:
                 "-o", "hec.url=" + self.hec.url,
                 "-o", "hec.batch_max_events=50",
                 "-o", "journal_fsync=0s",
-                "-o", "hec.spool_max=2M",
+                "-o", "hec.spool_max=64M",
                 "-o", "deye.idle_timeout=30s"]
         env = dict(os.environ)
         env["DEYE_SPLUNK_HEC_TOKEN"] = self.hec.token
