@@ -217,15 +217,18 @@ class Soak:
 
     def fault_disk_full(self):
         filler = os.path.join(self.root, "disk", "filler")
-        with open(filler, "wb") as f:
-            try:
+        try:  # the journal may have filled the disk already
+            with open(filler, "wb") as f:
                 while True:
                     f.write(b"\0" * 65536)
                     f.flush()
-            except OSError:
-                pass
+        except OSError:
+            pass
         self.stop.wait(self.rnd.uniform(1, 3))
-        os.unlink(filler)
+        try:
+            os.unlink(filler)
+        except FileNotFoundError:
+            pass
 
     def fault_fds(self):
         pid = self.proc.pid
