@@ -64,6 +64,7 @@ static bool stopping, running;
 static pthread_t writer;
 static uint8_t scratch[RING_RECORD_MAX]; /* the writer's */
 static uint64_t last_run_seq; /* records before it are the last run's */
+static unsigned emit_lost;    /* the writer's: job events lost stopping */
 
 /* Store it, or count it dropped; true if stored. */
 static bool
@@ -165,9 +166,9 @@ outbox_emit(json_t *ev, int64_t time_ms)
 
 	if (s == NULL)
 		log_warnx("events: cannot make an event");
-	else if (append_held(time_ms, s, strlen(s)) != 0)
-		log_warnx("events: stopped while the disk was full: an event of "
-		    "an HTTP message lost");
+	else if (append_held(time_ms, s, strlen(s)) != 0 && !emit_lost++)
+		log_warnx("events: stopped while the disk was full: the events "
+		    "of an HTTP message are lost");
 	free(s);
 	json_decref(ev);
 }
