@@ -453,19 +453,36 @@ mkdir_p(const char *path)
 }
 
 /* state_dir/lock, held until exit; it names the holder's pid. */
-static int
-lock_state_dir(char *err, size_t errlen)
+int
+journal_lock(const char *state_dir, uid_t owner, gid_t group, char *err,
+    size_t errlen)
 {
 	char path[4300], pid[32];
+	struct stat st;
+	bool made;
 	ssize_t n;
 	int len;
 
+	if (lock_fd >= 0)
+		return 0;
+	snprintf(sdir, sizeof sdir, "%s", state_dir);
+	made = stat(sdir, &st) != 0;
+	if (mkdir_p(sdir) != 0) {
+		snprintf(err, errlen, "state_dir %s: %s", sdir, strerror(errno));
+		return -1;
+	}
+	/* Made by root for the user it is about to become. */
+	if (made && owner != (uid_t)-1 && chown(sdir, owner, group) != 0)
+		log_warn("state_dir %s: chown", sdir);
 	snprintf(path, sizeof path, "%s/lock", sdir);
 	if ((lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640)) < 0) {
 		snprintf(err, errlen, "state_dir %s: lock: %s", sdir,
 		    strerror(errno));
 		return -1;
 	}
+	if (owner != (uid_t)-1 && fstat(lock_fd, &st) == 0 &&
+	    st.st_uid != owner && fchown(lock_fd, owner, group) != 0)
+		log_warn("state_dir %s: lock: chown", sdir);
 	if (flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
 		int e = errno;
 
@@ -499,14 +516,13 @@ journal_open(const struct conf *c, char *err, size_t errlen)
 	struct dirent *de;
 
 	clock_cond_init(&grown);
-	snprintf(sdir, sizeof sdir, "%s", c->state_dir);
+	if (journal_lock(c->state_dir, (uid_t)-1, (gid_t)-1, err, errlen) != 0)
+		return -1;
 	snprintf(dir, sizeof dir, "%s/journal", c->state_dir);
 	if (mkdir_p(dir) != 0) {
 		snprintf(err, errlen, "state_dir %s: %s", dir, strerror(errno));
 		return -1;
 	}
-	if (lock_state_dir(err, errlen) != 0)
-		return -1;
 	spool_max = (uint64_t)c->hec.spool_max;
 	seg_max = spool_max / 8;
 	seg_max = seg_max > SEG_MAX ? SEG_MAX : seg_max < SEG_MIN ? SEG_MIN : seg_max;

@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "conf.h"
 
@@ -41,6 +42,14 @@ struct journal_stats {
 
 /* Locks state_dir (a second instance fails here, err naming the holder's
  * pid), recovers the last segment and opens it for appending. */
+/*
+ * Make state_dir if missing (given to owner:group when made, -1 to keep)
+ * and lock it for this process, so that a second instance on it stops at
+ * once, naming the holder's pid.  Before binding and before privileges are
+ * dropped; journal_open() takes the lock itself if it was not taken.
+ */
+int journal_lock(const char *state_dir, uid_t owner, gid_t group, char *err,
+    size_t errlen);
 int journal_open(const struct conf *c, char *err, size_t errlen);
 void journal_close(void);
 void journal_stats(struct journal_stats *out);

@@ -114,6 +114,20 @@ drop_privileges(const char *user)
 	log_info("running as %s", user);
 }
 
+/* Before binding: a second instance on this state_dir stops here. */
+static void
+lock_state_dir(const struct conf *c)
+{
+	struct passwd *pw = NULL;
+	char err[CONF_ERR_MAX];
+
+	if (c->user != NULL && geteuid() == 0 && (pw = getpwnam(c->user)) == NULL)
+		fatalx(CONF_EXIT, "user '%s' does not exist", c->user);
+	if (journal_lock(c->state_dir, pw ? pw->pw_uid : (uid_t)-1,
+	    pw ? pw->pw_gid : (gid_t)-1, err, sizeof err) != 0)
+		fatalx(1, "%s", err);
+}
+
 /* The directories a listener writes to, made if missing (not parents). */
 static void
 make_dir(const struct listener_conf *lc, const char *key, const char *d)
@@ -309,6 +323,7 @@ main(int argc, char **argv)
 
 	log_info("deye-mitm %s starting", DEYE_VERSION);
 	raise_fd_limit();
+	lock_state_dir(c);
 	if (listeners_open(c, err, sizeof err) != 0)
 		fatalx(1, "%s", err);
 	if (c->user != NULL)

@@ -4,6 +4,7 @@ import errno
 import glob
 import json
 import os
+import pwd
 import resource
 import socket
 import struct
@@ -314,18 +315,39 @@ class TestLock(FaultsJournalTest):
         # F7
         d = self.daemon("state_dir=" + self.state, "events=none",
                         "deye.upstream=none")
-        r = run(["-o", "state_dir=" + self.state, "-o", "events=none",
-                 "-o", "deye.upstream=none",
-                 "-o", "deye.listen=127.0.0.1:0"])
-        self.assertEqual(r.returncode, 1, r.stderr)
-        self.assertIn("state_dir %s is in use by another deye-mitm (pid %d)"
-                      % (self.state, d.proc.pid), r.stderr.decode())
+        port = d.port()  # it runs: the lock is taken
+        # On another port, and on the same one (as two copies of one
+        # configuration would be): the lock is taken before binding.
+        for listen in ("127.0.0.1:0", "127.0.0.1:%d" % port):
+            r = run(["-o", "state_dir=" + self.state, "-o", "events=none",
+                     "-o", "deye.upstream=none", "-o", "deye.listen=" + listen])
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertIn("state_dir %s is in use by another deye-mitm "
+                          "(pid %d)" % (self.state, d.proc.pid),
+                          r.stderr.decode())
         with open(os.path.join(self.state, "lock")) as f:
             self.assertEqual(f.read().strip(), str(d.proc.pid))
         self.stop(d)
         # Released at exit.
         d = self.daemon("state_dir=" + self.state, "events=none",
                         "deye.upstream=none")
+        self.stop(d)
+
+    def test_state_dir_made_before_the_drop_belongs_to_the_user(self):
+        # The lock is taken as root, before binding: a state_dir made then
+        # is the user's, so the daemon can write it after the drop.
+        if os.geteuid() != 0:
+            self.fail("needs root (make check runs as root)")
+        os.chmod(self.tmp.name, 0o755)
+        d = self.daemon("state_dir=" + self.state, "events=none",
+                        "deye.upstream=none", "user=nobody")
+        d.port()
+        d.wait_log(r"running as nobody")
+        for p in (self.state, os.path.join(self.state, "lock"),
+                  os.path.join(self.state, "journal")):
+            self.assertTrue(wait_for(lambda: os.path.exists(p), 5), p)
+            self.assertEqual(os.stat(p).st_uid, pwd.getpwnam("nobody").pw_uid,
+                             p)
         self.stop(d)
 
 
