@@ -463,8 +463,11 @@ journal_lock(const char *state_dir, uid_t owner, gid_t group, char *err,
 	ssize_t n;
 	int len;
 
+	if (lock_fd >= 0 && strcmp(sdir, state_dir) == 0)
+		return 0; /* taken before binding */
 	if (lock_fd >= 0)
-		return 0;
+		close(lock_fd);
+	lock_fd = -1;
 	snprintf(sdir, sizeof sdir, "%s", state_dir);
 	made = stat(sdir, &st) != 0;
 	if (mkdir_p(sdir) != 0) {

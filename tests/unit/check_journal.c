@@ -185,6 +185,9 @@ START_TEST(test_lock)
 	pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
+		/* Its copy of the parent's journal, lock fd included, goes:
+		 * the parent's open file still holds the lock. */
+		journal_close();
 		snprintf(want, sizeof want, "state_dir=%s", dir);
 		conf_set_option(c, want, err, sizeof err);
 		snprintf(want, sizeof want, "state_dir %s is in use by another "
