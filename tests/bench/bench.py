@@ -568,7 +568,9 @@ class Relay:
                  "-o", "deye.protocol=" + self.protocol,
                  "-o", "state_dir=" + self.state_dir,
                  "-o", "events=none",
-                 "-o", "max_connections=2000"]
+                 "-o", "max_connections=2000",
+                 # Every bench client is 127.0.0.1, like no real logger.
+                 "-o", "max_connections_per_peer=2000"]
             for o in self.opts:
                 a += ["-o", o]
             return a + ([self.loglevel] if self.loglevel else [])
