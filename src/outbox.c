@@ -118,6 +118,14 @@ outbox_put_frame(const uint8_t *frame, size_t len, const struct event_meta *m)
 	    .conn_id = m->conn_id, .time_ms = m->received_ms,
 	    .listener = m->listener, .peer = m->peer, .body = frame, .len = len};
 
+	/* A flood: drop before paying for an id and a checksum. */
+	pthread_mutex_lock(&lock);
+	if (!running || ring_room(&ring) < len) {
+		dropped++;
+		pthread_mutex_unlock(&lock);
+		return;
+	}
+	pthread_mutex_unlock(&lock);
 	event_id_new(&id); /* here, once: a copy journaled twice keeps it */
 	memcpy(rec.id, id.id, sizeof rec.id);
 	enqueue(&rec, NULL);

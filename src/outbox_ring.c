@@ -330,3 +330,9 @@ ring_cut(struct ring *r, uint64_t pos, uint64_t seq)
 	r->hdr->head = pos;
 	r->hdr->head_seq = seq;
 }
+
+uint64_t
+ring_room(const struct ring *r)
+{
+	return r->size - (r->hdr->head - r->hdr->tail);
+}

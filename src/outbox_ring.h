@@ -65,6 +65,8 @@ void ring_close(struct ring *r);
 /* Append rec; false when it does not fit (or is over RING_RECORD_MAX). */
 bool ring_put(struct ring *r, const struct ring_rec *rec);
 bool ring_empty(const struct ring *r);
+/* Bytes free for records (each also takes a header). */
+uint64_t ring_room(const struct ring *r);
 /* Where the reader is, and where producers have got to. */
 void ring_tail(const struct ring *r, uint64_t *pos, uint64_t *seq);
 void ring_head(const struct ring *r, uint64_t *pos, uint64_t *seq);
