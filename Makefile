@@ -124,17 +124,7 @@ $(B)/bench-decoder: tests/bench/bench_decoder.c $(LIB_OBJ) | $(B)
 $(B) $(B)/unit $(B)/tools $(B)/fuzz $(FUZZ_B):
 	mkdir -p $@
 
-# The fault tests mount small tmpfs file systems, change owners and run the
-# daemon as nobody, so the tests run as root: a user's make check builds as
-# that user, then runs them through sudo.
-ifeq ($(shell id -u),0)
 check: unit fuzz-replay blackbox
-else
-check: $(B)/unit-tests $(REPLAYS) $(BIN) $(TOOLS)
-	@echo "make check: the tests need root (tmpfs mounts, user nobody): sudo"
-	sudo PYTHONDONTWRITEBYTECODE=1 $(MAKE) SANITIZE=$(SANITIZE) \
-	    unit fuzz-replay blackbox
-endif
 
 unit: $(B)/unit-tests
 	cd tests && ../$(B)/unit-tests
