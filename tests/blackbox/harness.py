@@ -26,6 +26,52 @@ SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
                    "ERROR: ThreadSanitizer")
 
 
+def am_root():
+    return os.geteuid() == 0
+
+
+def sudo_prefix():
+    """What goes before a command that needs root: nothing for root, else
+    sudo -n (cached credentials or NOPASSWD; it never asks)."""
+    return [] if am_root() else ["sudo", "-n"]
+
+
+def privileged(cmd, check=True):
+    """Run cmd (a list) as root: directly when root, else through sudo -n.
+    With check, a failure raises AssertionError saying what failed; returns
+    the CompletedProcess."""
+    r = subprocess.run(sudo_prefix() + list(cmd), capture_output=True,
+                       stdin=subprocess.DEVNULL)
+    if check and r.returncode != 0:
+        raise AssertionError(
+            "%s failed (exit %d): %s%s" % (
+                " ".join(cmd), r.returncode,
+                r.stderr.decode("utf-8", "replace").strip(),
+                "" if am_root() else
+                "\nthis test needs root, or sudo that works without asking "
+                "(sudo -n: cached credentials or NOPASSWD)"))
+    return r
+
+
+def mount_tmpfs(dir, size):
+    """A tmpfs of `size` (as in size=1m) on the directory dir, its root
+    owned by the user running the tests (mode 0755).  Returns the function
+    that unmounts it, for addCleanup."""
+    privileged(["mount", "-t", "tmpfs", "-o", "size=%s,uid=%d,gid=%d,"
+                "mode=0755" % (size, os.geteuid(), os.getegid()),
+                "tmpfs", dir])
+
+    def unmount():
+        r = privileged(["umount", dir], check=False)
+        if r.returncode != 0:
+            # Something still holds it open: detach it all the same, so
+            # no mount outlives the run, and say so.
+            privileged(["umount", "-l", dir])
+            raise AssertionError("umount %s: %s" % (
+                dir, r.stderr.decode("utf-8", "replace").strip()))
+    return unmount
+
+
 def wait_for(pred, timeout, step=0.02):
     """Poll pred() until it is true or timeout seconds passed."""
     end = time.monotonic() + timeout * SLOW
@@ -38,10 +84,16 @@ def wait_for(pred, timeout, step=0.02):
 
 
 class Daemon:
-    """One deye-mitm process; options are -o KEY=VALUE strings."""
+    """One deye-mitm process; options are -o KEY=VALUE strings.
+
+    as_root starts it as root (for user = ...): through sudo -n when the
+    tests are not root; proc is then sudo, which passes SIGTERM on and
+    exits with the daemon's status.  wrap is a command put before it
+    (setpriv to run it as another user)."""
 
     def __init__(self, *opts, config=None, env=None, upstream=None,
-                 listen="127.0.0.1:0", extra_args=()):
+                 listen="127.0.0.1:0", extra_args=(), as_root=False,
+                 wrap=()):
         self.dir = tempfile.TemporaryDirectory(prefix="deye-bb-")
         args = [BIN]
         if config is not None:
@@ -67,6 +119,17 @@ class Daemon:
         e.setdefault("ASAN_OPTIONS", "detect_leaks=1")
         e.setdefault("TSAN_OPTIONS", "halt_on_error=0 second_deadlock_stack=1")
         e.update(env or {})
+        if as_root and not am_root():
+            # sudo resets the environment: pass ours on explicitly.
+            args = sudo_prefix() + ["env"] + [
+                "%s=%s" % kv for kv in sorted(e.items())
+                if kv[0].endswith("SAN_OPTIONS") or kv[0].startswith("DEYE_")
+            ] + args
+        if wrap:
+            # A command that runs it as another user, who must get in.
+            os.chmod(self.dir.name, 0o755)
+            args = list(wrap) + args
+        self.sudo = as_root and not am_root()
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL,
                                      stderr=self.err, env=e, cwd=self.dir.name)
         self.ports = {}
@@ -101,8 +164,31 @@ class Daemon:
                                      timeout=timeout * SLOW)
         return s
 
+    def pid(self):
+        """The daemon's pid: proc's, or under sudo, that of the deye-mitm
+        sudo started (sudo may run it under a monitor process)."""
+        if not self.sudo:
+            return self.proc.pid
+
+        def find(pid):
+            with open("/proc/%d/comm" % pid) as f:
+                if f.read().strip() == os.path.basename(BIN)[:15]:
+                    return pid
+            for t in os.listdir("/proc/%d/task" % pid):
+                with open("/proc/%d/task/%s/children" % (pid, t)) as f:
+                    for c in f.read().split():
+                        found = find(int(c))
+                        if found:
+                            return found
+            return None
+        pid = wait_for(lambda: find(self.proc.pid), 5)
+        if not pid:
+            raise AssertionError("no deye-mitm under sudo (pid %d)"
+                                 % self.proc.pid)
+        return pid
+
     def threads(self):
-        return len(os.listdir("/proc/%d/task" % self.proc.pid))
+        return len(os.listdir("/proc/%d/task" % self.pid()))
 
     def stop(self, timeout=5.0):
         """SIGTERM; returns (exit status, seconds taken)."""

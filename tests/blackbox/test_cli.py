@@ -2,11 +2,10 @@
 file:line errors, -n output, secrets, the example config, the README."""
 import os
 import re
-import shutil
 import tempfile
 import unittest
 
-from harness import ROOT, Daemon, run, wait_for
+from harness import ROOT, Daemon, am_root, privileged, run, wait_for
 
 
 class TestCommandLine(unittest.TestCase):
@@ -90,25 +89,42 @@ class TestCommandLine(unittest.TestCase):
                 self.assertRegex(text, r"(?m)^#? ?%s = " % m.group(1))
 
     def test_user_drops_privileges(self):
-        # The state directory must belong to the user the daemon becomes.
+        # Started as root (through sudo -n when the tests are not root),
+        # it runs as the user.  The state directory must belong to them.
         state = tempfile.mkdtemp(prefix="deye-user-")
-        self.addCleanup(shutil.rmtree, state, True)
-        if os.geteuid() == 0:
-            os.chmod(state, 0o755)
-            os.mkdir(os.path.join(state, "s"))
-            os.chown(os.path.join(state, "s"), 65534, 65534)
+        self.addCleanup(privileged, ["rm", "-rf", state])
+        os.chmod(state, 0o755)
+        os.mkdir(os.path.join(state, "s"))
+        privileged(["chown", "65534:65534", os.path.join(state, "s")])
         d = Daemon("user=nobody", "state_dir=" + os.path.join(state, "s"),
-                   upstream="127.0.0.1:9")
+                   upstream="127.0.0.1:9", as_root=True)
         try:
             d.port()
-            if os.geteuid() == 0:
-                uid = wait_for(lambda: self._uid(d.proc.pid) != 0, 2)
-                self.assertTrue(uid)
-                self.assertEqual(self._uid(d.proc.pid), 65534)
-                self.assertIn("running as nobody", d.log())
-            else:
-                self.assertIn("not started as root", d.log())
-                self.assertEqual(self._uid(d.proc.pid), os.geteuid())
+            pid = d.pid()
+            uid = wait_for(lambda: self._uid(pid) != 0, 2)
+            self.assertTrue(uid)
+            self.assertEqual(self._uid(pid), 65534)
+            self.assertIn("running as nobody", d.log())
+        finally:
+            rc, _ = d.stop()
+            d.dir.cleanup()
+        self.assertEqual(rc, 0)
+
+    def test_user_not_needed_when_not_root(self):
+        # Started as another user than root, it stays who it is.
+        state = tempfile.mkdtemp(prefix="deye-user-")
+        self.addCleanup(privileged, ["rm", "-rf", state])
+        os.chmod(state, 0o777)
+        argv = ["setpriv", "--reuid=65534", "--regid=65534",
+                "--clear-groups"] if am_root() else []
+        d = Daemon("user=nobody", "state_dir=" + os.path.join(state, "s"),
+                   upstream="127.0.0.1:9", wrap=argv)
+        try:
+            d.port()
+            self.assertIn("not started as root: user = nobody not needed",
+                          d.log())
+            self.assertEqual(self._uid(d.proc.pid),
+                             65534 if am_root() else os.geteuid())
         finally:
             rc, _ = d.stop()
             d.dir.cleanup()

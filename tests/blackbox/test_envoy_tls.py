@@ -261,7 +261,7 @@ class TestEnvoyBehindStunnel(StunnelTest):
         values = dict(accept="127.0.0.1:%d" % self.port,
                       connect="127.0.0.1:%d" % self.d.port("envoy"),
                       cert=self.cert, key=self.key)
-        if os.geteuid() != 0:
+        if not am_root():
             # Not root: no privileges to drop.
             values.update(setuid=None, setgid=None)
         p, log = self.stunnel(shipped_conf(SERVER_CONF, **values))
@@ -447,7 +447,7 @@ class TestStunnelClientConf(StunnelTest):
         self.port = free_port()
         values = dict(accept="127.0.0.1:%d" % self.port,
                       connect=upstream.addr, CAfile=self.ca)
-        if os.geteuid() != 0:
+        if not am_root():
             values.update(setuid=None, setgid=None)
         text = shipped_conf(CLIENT_CONF, **values)
         self.assertRegex(text, r"(?m)^checkHost = %s$" % re.escape(ENPHASE))

@@ -8,14 +8,13 @@ import pwd
 import resource
 import socket
 import struct
-import subprocess
 import tempfile
 import threading
 import unittest
 import zlib
 
-from harness import (Daemon, echo_handler, read_events, recv_all, run,
-                     wait_for)
+from harness import (Daemon, echo_handler, mount_tmpfs, privileged,
+                     read_events, recv_all, run, wait_for)
 from hec_receiver import HecReceiver
 from test_relay import RelayTest
 from test_solarman import FRAMES
@@ -64,11 +63,7 @@ class FaultsJournalTest(RelayTest):
         """state_dir's parent on a tmpfs of `size`; unmounted in cleanup."""
         mnt = os.path.join(self.tmp.name, "mnt")
         os.mkdir(mnt)
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=" + size,
-                            "tmpfs", mnt], capture_output=True)
-        self.assertEqual(r.returncode, 0,
-                         "cannot mount a tmpfs: %r" % r.stderr)
-        self.addCleanup(subprocess.run, ["umount", "-l", mnt])
+        self.addCleanup(mount_tmpfs(mnt, size))
         self.state = os.path.join(mnt, "state")
 
     def assert_space_back(self, old):
@@ -336,11 +331,11 @@ class TestLock(FaultsJournalTest):
     def test_state_dir_made_before_the_drop_belongs_to_the_user(self):
         # The lock is taken as root, before binding: a state_dir made then
         # is the user's, so the daemon can write it after the drop.
-        if os.geteuid() != 0:
-            self.fail("needs root (make check runs as root)")
         os.chmod(self.tmp.name, 0o755)
+        # Made by root, nobody's: only root can remove it.
+        self.addCleanup(privileged, ["rm", "-rf", self.state])
         d = self.daemon("state_dir=" + self.state, "events=none",
-                        "deye.upstream=none", "user=nobody")
+                        "deye.upstream=none", "user=nobody", as_root=True)
         d.port()
         d.wait_log(r"running as nobody")
         for p in (self.state, os.path.join(self.state, "lock"),

@@ -15,13 +15,13 @@ import os
 import signal
 import socket
 import struct
-import subprocess
 import tempfile
 import threading
 import time
 import unittest
 
-from harness import Daemon, SANITIZER_MARKS, SLOW, Server, wait_for
+from harness import (Daemon, SANITIZER_MARKS, SLOW, Server, mount_tmpfs,
+                     wait_for)
 from test_solarman import FRAMES
 
 DATA = FRAMES["deye-m80g3-data-0x42"]
@@ -210,10 +210,7 @@ class TestSigkill(unittest.TestCase):
         # lives in memory, with a warning, and events flow as before.
         mnt = os.path.join(os.path.dirname(self.state), "mnt")
         os.mkdir(mnt)
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs",
-                            mnt], capture_output=True)
-        self.assertEqual(r.returncode, 0, r.stderr)
-        self.addCleanup(subprocess.run, ["umount", "-l", mnt])
+        self.addCleanup(mount_tmpfs(mnt, "1m"))
         self.state = os.path.join(mnt, "state")
         up = Server(self.upstream)
         self.addCleanup(up.close)

@@ -15,7 +15,7 @@ import time
 import unittest
 
 from harness import (BIN, SANITIZER_MARKS, SLOW, Server, echo_handler,
-                     read_events, recv_all, wait_for)
+                     mount_tmpfs, read_events, recv_all, wait_for)
 from hec_receiver import HecReceiver
 from test_hec import HecTest
 from test_journal import JournalTest, heartbeat
@@ -223,9 +223,7 @@ class EventsFile(JournalTest):
     def test_full_disk_under_the_events_file_then_space(self):
         mnt = tempfile.mkdtemp(prefix="deye-full-")
         self.addCleanup(os.rmdir, mnt)
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs",
-                        mnt], check=True)
-        self.addCleanup(subprocess.run, ["umount", mnt], check=True)
+        self.addCleanup(mount_tmpfs(mnt, "64k"))
         filler = os.path.join(mnt, "filler")
         with open(filler, "wb") as f:
             f.write(b"x" * (56 * 1024))  # 8 KiB left

@@ -4,6 +4,7 @@ running out of fds or threads, Envoy bodies held unfinished, refusal counts.
 Every connection stays on 127.0.0.0/8; limits are set with prlimit."""
 import os
 import re
+import selectors
 import socket
 import stat
 import subprocess
@@ -13,7 +14,7 @@ import time
 import unittest
 
 import harness
-from harness import SLOW, echo_handler, recv_all, wait_for
+from harness import SLOW, am_root, echo_handler, recv_all, wait_for
 from test_relay import RelayTest
 
 NOBODY = 65534
@@ -47,17 +48,74 @@ def tasks_of(uid):
     return n
 
 
+class SelectEchoServer:
+    """An echo server on 127.0.0.1 in one thread, however many connections
+    it has; passes EOF on like echo_handler."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(128)
+        self.sock.setblocking(False)
+        self.addr = "127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.sel = selectors.DefaultSelector()
+        self.sel.register(self.sock, selectors.EVENT_READ)
+        self.wake_r, self.wake_w = socket.socketpair()
+        self.sel.register(self.wake_r, selectors.EVENT_READ)
+        self.t = threading.Thread(target=self._loop, daemon=True)
+        self.t.start()
+
+    def _loop(self):
+        while True:
+            for key, _ in self.sel.select():
+                s = key.fileobj
+                if s is self.wake_r:
+                    for k in list(self.sel.get_map().values()):
+                        k.fileobj.close()
+                    self.sel.close()
+                    return
+                if s is self.sock:
+                    try:
+                        c, _ = s.accept()
+                    except OSError:
+                        continue
+                    c.setblocking(True)
+                    self.sel.register(c, selectors.EVENT_READ)
+                    continue
+                try:
+                    b = s.recv(65536)
+                    if b:
+                        s.sendall(b)
+                    else:
+                        s.shutdown(socket.SHUT_WR)
+                except OSError:
+                    b = b""
+                if not b:
+                    self.sel.unregister(s)
+                    s.close()
+
+    def close(self):
+        self.wake_w.send(b"x")
+        self.t.join(5)
+        self.wake_w.close()
+
+
 class FaultTest(RelayTest):
     def echoes(self, s, data=b"ping"):
         s.sendall(data)
         self.assertEqual(recv_all(s, len(data)), data)
 
-    def nobody_state(self):
-        """A state_dir that the daemon can write after dropping to nobody."""
+    def user_opts(self):
+        """The options that make the daemon run as another user than root,
+        whose RLIMIT_NPROC then holds: as root, user = nobody and a
+        state_dir nobody can write; else it already is (the user running
+        the tests) and keeps the Daemon's own state_dir."""
+        if not am_root():
+            return ()
         t = tempfile.mkdtemp(prefix="deye-nobody-")
         self.addCleanup(subprocess.run, ["rm", "-rf", t])
         os.chown(t, NOBODY, NOBODY)
-        return "state_dir=" + t
+        return ("user=nobody", "state_dir=" + t)
 
     def wrapped(self, *limits):
         """Run the next daemons under prlimit with these limits."""
@@ -191,13 +249,18 @@ class TestOutOfFds(FaultTest):
 class TestOutOfThreads(FaultTest):
     def test_thread_shortage_is_resources_rate_limited_and_recovers(self):
         # F10: pthread_create fails (RLIMIT_NPROC of the user the daemon
-        # dropped to; root ignores it, and a nobody's limit can only be set
+        # runs as; root ignores it, and a nobody's limit can only be set
         # from the start): refused or ended as resources, a line a second,
-        # served again once threads are free.
-        up = self.server(echo_handler)
-        opts = ("user=nobody", "events=none")
-        p = self.daemon(*opts, self.nobody_state(), upstream=up.addr)
-        p.wait_log(r"running as nobody")
+        # served again once threads are free.  The upstream uses no thread
+        # per connection: when the daemon runs as the user running the
+        # tests, those threads would count against its limit too.
+        up = SelectEchoServer()
+        self.addCleanup(up.close)
+        user = NOBODY if am_root() else os.geteuid()
+        running = r"running as nobody" if am_root() else r"listening on"
+        opts = ("events=none",)
+        p = self.daemon(*opts, *self.user_opts(), upstream=up.addr)
+        p.wait_log(running)
         self.echoes(p.connect())
         p.wait_log(r"closed conn=1 ")
         self.assertTrue(wait_for(lambda: p.threads() <= 8, 2))
@@ -205,10 +268,10 @@ class TestOutOfThreads(FaultTest):
         base = p.threads()
         self.assertEqual(p.stop()[0], 0)
         # Room for the daemon, one connection (3 threads) and one more.
-        limit = tasks_of(NOBODY) + base + 3 + 1
+        limit = tasks_of(user) + base + 3 + 1
         self.wrapped("--nproc=%d:%d" % (limit, limit))
-        d = self.daemon(*opts, self.nobody_state(), upstream=up.addr)
-        d.wait_log(r"running as nobody")
+        d = self.daemon(*opts, *self.user_opts(), upstream=up.addr)
+        d.wait_log(running)
         held = d.connect()
         self.echoes(held)
         n = 20
@@ -258,9 +321,10 @@ class TestStartUpLimits(FaultTest):
         self.wrapped("--nofile=800:800", "--nproc=200:200")
         cap = tempfile.mkdtemp(prefix="deye-capture-")
         self.addCleanup(subprocess.run, ["rm", "-rf", cap])
-        os.chown(cap, NOBODY, NOBODY)
+        if am_root():
+            os.chown(cap, NOBODY, NOBODY)
         d = self.daemon("max_connections=200", "deye.capture_dir=" + cap,
-                        "user=nobody", "events=none", self.nobody_state(),
+                        "events=none", *self.user_opts(),
                         upstream="127.0.0.1:9")
         d.wait_log(r"needs about 864 open files \(4 per connection")
         d.wait_log(r"needs about 616 threads \(3 per connection\) but this "

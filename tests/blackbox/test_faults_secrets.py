@@ -9,7 +9,7 @@ import subprocess
 import tempfile
 import unittest
 
-from harness import BIN, SLOW, Daemon, run, wait_for
+from harness import BIN, SLOW, Daemon, am_root, privileged, run, wait_for
 from test_relay import RelayTest
 
 TOKEN = "ARGVTOKEN-5f2b1e8c"
@@ -152,12 +152,17 @@ class TestFileModes(SecretsTest):
             % (conf, conf)))
         # Group-writable: refused for a shared group (users), not for the
         # owner's own group (umask 002 on Debian and Ubuntu).
+        # The owner is root when the tests run as root, else the user
+        # running them (the other owner the rule accepts): root's 0620
+        # file is not for another user to read.
         os.chmod(conf, 0o620)
-        os.chown(conf, 0, 100)
-        self.assertEqual(self.check("-f", conf)[0], 78)
-        os.chown(conf, 0, 0)
+        privileged(["chown", "%d:100" % os.geteuid(), conf])
+        self.assertEqual(self.check("-f", conf)[0::2], (78, (
+            "%s: other users can change it (mode 0620): chmod go-w %s\n")
+            % (conf, conf)))
+        privileged(["chown", "%d:%d" % (os.geteuid(), os.getegid()), conf])
         os.chmod(conf, 0o664)
-        self.assertEqual(self.check("-f", conf)[0], 0)
+        self.assertEqual(self.check("-f", conf)[0::2], (0, "configuration OK\n"))
         # Readable by all: a warning, only when it holds a secret (a token
         # or a URL password), as most configuration files are 0644.
         for text, warned in ((secret, True), (plain, False),
@@ -175,23 +180,30 @@ class TestFileModes(SecretsTest):
 
     def test_file_of_another_user_refused(self):
         conf = self.file("c.conf", "log_level = info\n", 0o644)
-        os.chown(conf, 1000, 1000)
+        other = 1001 if os.geteuid() == 1000 else 1000
+        privileged(["chown", "%d:%d" % (other, other), conf])
         self.assertEqual(self.check("-f", conf)[0::2], (78, (
-            "%s: belongs to uid 1000, who can change it: it must belong to "
-            "root or to the user running deye-mitm\n") % conf))
+            "%s: belongs to uid %d, who can change it: it must belong to "
+            "root or to the user running deye-mitm\n") % (conf, other)))
+        # Root's file (the other owner the rule accepts), readable by all.
+        privileged(["chown", "0:0", conf])
+        self.assertEqual(self.check("-f", conf)[0::2], (0, "configuration OK\n"))
 
 
 class TestNotDumpable(SecretsTest):
     """While it holds a secret, the process is not dumpable (no core file,
     no ptrace by its own user).  Seen from outside: /proc/PID/ of a
-    non-dumpable process belongs to root.  So the daemon runs as nobody,
-    and the owner of its /proc/PID/status is nobody, or root."""
+    non-dumpable process belongs to root.  So the daemon runs as another
+    user than root (nobody when the tests are root, else the user running
+    them), and the owner of its /proc/PID/status is that user, or root."""
 
-    def start_as_nobody(self, *opts):
+    # Whom the daemon runs as.
+    USER = NOBODY if am_root() else os.geteuid()
+
+    def start_as_user(self, *opts):
         self.runs = getattr(self, "runs", 0) + 1
         state = os.path.join(self.tmp.name, "state-%d" % self.runs)
         os.makedirs(state)
-        os.chown(state, NOBODY, NOBODY)
         os.chmod(self.tmp.name, 0o755)
         errpath = os.path.join(self.tmp.name, "stderr-%d.log" % self.runs)
         err = open(errpath, "wb")
@@ -205,6 +217,10 @@ class TestNotDumpable(SecretsTest):
             os.setgroups([])
             os.setgid(NOBODY)
             os.setuid(NOBODY)
+        if am_root():
+            os.chown(state, NOBODY, NOBODY)
+        else:
+            drop = None
         env = {k: v for k, v in os.environ.items()
                if not k.startswith("DEYE_SPLUNK_") and k != "JOURNAL_STREAM"}
         p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=err,
@@ -232,13 +248,13 @@ class TestNotDumpable(SecretsTest):
     def test_not_dumpable_with_a_token(self):
         url = "hec.url=http://127.0.0.1:%d" % closed_port()
         # Without a secret it stays dumpable: the check can tell them apart.
-        p, log, stop = self.start_as_nobody(url)
-        self.assertEqual(self.status_owner(p), NOBODY)
+        p, log, stop = self.start_as_user(url)
+        self.assertEqual(self.status_owner(p), self.USER)
         stop()
         self.assertEqual(p.returncode, 0, log())
         for secret in ("hec.token=" + TOKEN,
                        "hec.url=http://u:%s@127.0.0.1:%d" % (URLPW, closed_port())):
-            p, log, stop = self.start_as_nobody(url, secret)
+            p, log, stop = self.start_as_user(url, secret)
             self.assertEqual(self.status_owner(p), 0, log())
             stop()
             self.assertEqual(p.returncode, 0, log())
