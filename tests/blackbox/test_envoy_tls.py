@@ -24,7 +24,7 @@ import urllib.parse
 import warnings
 import zlib
 
-from harness import ROOT, SLOW, Daemon, read_events, wait_for
+from harness import ROOT, SLOW, Daemon, am_root, read_events, wait_for
 from test_relay import RelayTest
 
 DATA = os.path.join(ROOT, "tests", "data", "envoy")
