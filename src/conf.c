@@ -9,9 +9,10 @@
  * error names where it came from ("file:line", "environment (NAME)" or
  * "-o NAME.KEY") so that main can print it and exit 78.
  *
- * Secrets (SPEC.md, Safety): the token, and a password in a URL's userinfo,
- * are printed as *** and never put in an error message; a secret with a
- * control character is refused (it would end up in an HTTP header); main
+ * Secrets (deye-mitm.conf(5), Syntax and HEC KEYS): the token, and a
+ * password in a URL's userinfo, are printed as *** and never put in an
+ * error message; a secret with a control character is refused (it would
+ * end up in an HTTP header); main
  * wipes the secrets of -o from argv with conf_wipe_option.  Files: a config
  * or token file that another user can write is refused (the OpenSSH rule:
  * owned by root or by us, not group- or world-writable), and one that every

@@ -1,6 +1,7 @@
 /*
- * conf.h - the configuration of SPEC.md: defaults, then the file (-f), then
- * the environment, then -o options, each overriding the one before.
+ * conf.h - the configuration of deye-mitm.conf(5): defaults, then the file
+ * (-f), then the environment, then -o options, each overriding the one
+ * before.
  */
 #ifndef DEYE_CONF_H
 #define DEYE_CONF_H

@@ -1,5 +1,5 @@
 /*
- * envoy.c - the Envoy's uploads (ENVOY.md) as events.
+ * envoy.c - the Envoy's uploads (docs/envoy.md) as events.
  *
  * A report is read in two passes.  Expat reads the XML and keeps each
  * interesting element's attributes, by element name only, so quoting,
@@ -622,7 +622,8 @@ query_version(const char *target)
 	return NULL;
 }
 
-/* The reading's stats columns (ENVOY.md), when the known ones are integers. */
+/* The reading's stats columns (docs/envoy.md, section 4), when the known
+ * ones are integers. */
 static void
 reading_columns(json_t *ev, const char *stats)
 {

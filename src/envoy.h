@@ -1,5 +1,5 @@
 /*
- * envoy.h - what an Enphase Envoy's uploads say (ENVOY.md): the bodies'
+ * envoy.h - what an Enphase Envoy's uploads say (docs/envoy.md): the bodies'
  * encodings, and the report XML as events.  Pure: no I/O, no logging.
  */
 #ifndef DEYE_ENVOY_H

@@ -1,5 +1,6 @@
 /*
- * event.h - what every event carries (SPEC.md "Events"), and event ids.
+ * event.h - what every event carries (docs/events.md, section 1), and event
+ * ids.
  */
 #ifndef DEYE_EVENT_H
 #define DEYE_EVENT_H

@@ -1,6 +1,6 @@
 /*
- * solarman.h - the Solarman V5 stream decoder (PROTOCOL.md).  Pure: no I/O,
- * no threads, no logging, no allocation.
+ * solarman.h - the Solarman V5 stream decoder (docs/solarman-v5.md).  Pure:
+ * no I/O, no threads, no logging, no allocation.
  *
  * One solarman_stream per direction of a connection takes bytes in any
  * chunking and calls back with every complete, validated frame, and with
@@ -74,9 +74,10 @@ int solarman_frame_parse(const uint8_t *frame, size_t len,
 #define SOLARMAN_REPLY_LEN 23
 
 /*
- * The time reply a cloud sends to a logger frame (PROTOCOL.md): type - 0x30,
- * byte 5 + 1, byte 6 echoed, the serial, payload byte 0, 0x01, the Unix
- * time and the offset in minutes.  Returns SOLARMAN_REPLY_LEN, or 0 for a
+ * The time reply a cloud sends to a logger frame (docs/solarman-v5.md,
+ * section 9): type - 0x30, byte 5 + 1, byte 6 echoed, the serial, payload
+ * byte 0, 0x01, the Unix time and the offset in minutes.  Returns
+ * SOLARMAN_REPLY_LEN, or 0 for a
  * frame that is not a logger request (handshake, data, wifi, command,
  * heartbeat, report) and gets no answer.
  */

@@ -1,10 +1,10 @@
 /*
  * solarman_event.c - Solarman V5 frames to events.
  *
- * Every field is read through span.h at the payload offsets of PROTOCOL.md;
- * a payload too short for its layout is reported raw and flagged, never
- * read past.  Scaled values are one division of the raw integer, so the
- * JSON shows 88.1, not 88.10000000000001.
+ * Every field is read through span.h at the payload offsets of
+ * docs/solarman-v5.md; a payload too short for its layout is reported raw
+ * and flagged, never read past.  Scaled values are one division of the raw
+ * integer, so the JSON shows 88.1, not 88.10000000000001.
  */
 #include "solarman_event.h"
 

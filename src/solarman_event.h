@@ -1,6 +1,6 @@
 /*
  * solarman_event.h - one JSON event per validated Solarman V5 frame, with
- * the keys of SPEC.md and PROTOCOL.md.  Pure: no I/O, no logging.
+ * the keys of docs/events.md.  Pure: no I/O, no logging.
  */
 #ifndef DEYE_SOLARMAN_EVENT_H
 #define DEYE_SOLARMAN_EVENT_H

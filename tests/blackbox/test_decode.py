@@ -2,8 +2,9 @@
 comments), a raw capture, standard input; events on stdout, rejects and
 bad lines on stderr as file:line, the exit status.
 
-Expected values come from PROTOCOL.md's data table, not from running the
-code; the fixture file's own blocks say which frames are valid."""
+Expected values come from the data table of docs/solarman-v5.md, not from
+running the code; the fixture file's own blocks say which frames are
+valid."""
 import json
 import os
 import re
@@ -15,8 +16,8 @@ from harness import run as harness_run
 
 FIXTURES = os.path.join(ROOT, "tests", "data", "solarman-frames.txt")
 
-# PROTOCOL.md, "0x42 data payload": the fixture column, and SPEC.md's
-# solarman keys, for the Deye data frame (id deye-m80g3-data-0x42).
+# docs/solarman-v5.md, section 7: the capture column, and the Solarman
+# keys of docs/events.md, for the Deye data frame (id deye-m80g3-data-0x42).
 DEYE_DATA = {
     "type": "data",
     "logger.serial": 3939932716,

@@ -1,5 +1,5 @@
 """SIGKILL while frames flow: every frame the relay passed on has its event
-after the restart (SPEC.md "Faults", FAULTS.md F3).
+after the restart (deye-mitm(8), Journal; FAULTS.md F3).
 
 The daemon is killed at the worst moment for it: as soon as the upstream
 has taken a burst of new frames, while the writer is still behind (it

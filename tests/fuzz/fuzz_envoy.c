@@ -13,7 +13,7 @@
  *  - to envoy_inflate, against zlib run in one go into max + 1 bytes: the
  *    same result, the same *over, the same bytes; and deflated by zlib,
  *    it must come back whole;
- *  - to envoy_form_field, against a plain decoder written from ENVOY.md;
+ *  - to envoy_form_field, against a plain decoder written from docs/envoy.md;
  *  - as a perf_report: the count returned is the events emitted, the first
  *    is the report and its counts add up, each serialises; nothing is
  *    emitted on failure, and failure says why;
@@ -285,7 +285,8 @@ hex(uint8_t c)
 	return -1;
 }
 
-/* ENVOY.md: the first field named body; "+" is a space, "%XX" a byte. */
+/* docs/envoy.md, section 3: the first field named body; "+" is a space,
+ * "%XX" a byte. */
 static bool
 ref_form_field(const uint8_t *p, size_t n, uint8_t *out, size_t *len)
 {

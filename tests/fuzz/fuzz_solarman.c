@@ -10,7 +10,8 @@
  * solarman_stream_finish.  The same bytes are then fed whole to a second
  * stream: both must deliver the same frames and rejects (TCP cuts the stream
  * anywhere; the decoder must not care where), and the same as a plain
- * model of PROTOCOL.md's rule run over the whole input (model() below).
+ * model of the rule of docs/solarman-v5.md run over the whole input
+ * (model() below).
  *
  * Every delivered frame must be a whole valid frame (start, end, length,
  * checksum, size bound) and is turned into an event and serialised the way
@@ -162,7 +163,8 @@ check_stats(const struct solarman_stream *s, const struct record *r,
 }
 
 /*
- * PROTOCOL.md's rule, written as plainly as possible over the whole input:
+ * The rule of docs/solarman-v5.md (section 2), written as plainly as
+ * possible over the whole input:
  * at each 0xA5, take the frame it claims if it is complete and valid, else
  * drop that one byte.  The stream decoder must find exactly these frames,
  * for the same reasons rejected.

@@ -1,7 +1,8 @@
 /*
- * check_conf.c - unit tests of conf.c against SPEC.md's configuration
- * contract: values with units, every way of setting a key (file,
- * environment, -o) and their precedence, conf_finish, the HEC token and URL,
+ * check_conf.c - unit tests of conf.c against the configuration contract
+ * of deye-mitm.conf(5): values with units, every way of setting a key
+ * (file, environment, -o) and their precedence, conf_finish, the HEC token
+ * and URL,
  * the handling of secrets (masking, argv wiping, file modes, control
  * characters), and the file format.
  *

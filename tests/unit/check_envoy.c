@@ -1,10 +1,10 @@
 /*
  * check_envoy.c - unit tests of the Envoy decoders (envoy.c) and of the
- * spool files (spool.c), against ENVOY.md and the samples in data/envoy/.
+ * spool files (spool.c), against docs/envoy.md and the samples in data/envoy/.
  *
  * Expected values come from the samples' text, not from running the code:
  * element counts and dates are found in the XML by plain string search,
- * reading columns are written as ENVOY.md scales them (250102 mV is
+ * reading columns are written as docs/envoy.md scales them (250102 mV is
  * 250102 / 1000.0 V), times as `date -u -d @N` prints them.  The REAL_
  * samples start with a provenance line that is not part of the payload.
  * Paths are relative to tests/, where make unit runs the binary.
@@ -612,7 +612,7 @@ START_TEST(test_report_460)
 
 	/* <reading duration="296" stats="250102,59979,27782,7462,49,0,0,67535"
 	 *  date="1436646944" id="2000001" flags="0" eqid="999999100001.1"/>:
-	 * mV, mHz, mV, mA, °C, two unknown, Ws (ENVOY.md). */
+	 * mV, mHz, mV, mA, °C, two unknown, Ws (docs/envoy.md, section 4). */
 	ev = json_array_get(events, 2);
 	ck_assert_str_eq(str_of(ev, "type"), "envoy_reading");
 	ck_assert_double_eq_tol(real_of(ev, "reading.ac_v"), 250102 / 1000.0,
@@ -662,7 +662,7 @@ END_TEST
 
 /*
  * The 4.6.0 report with its attributes in another order, single quotes,
- * blanks and newlines: ENVOY.md says all of these vary.
+ * blanks and newlines: docs/envoy.md, section 3, says these vary.
  */
 static const char report_460_reworded[] =
     "<?xml version='1.0' encoding='UTF-8'?>\n"
@@ -759,7 +759,7 @@ START_TEST(test_report_unknown_attrs)
 	    "reading.new_reading"), "-1");
 	ck_assert_str_eq(str_of(json_array_get(events, 4), "event.new_event"),
 	    "y z");
-	/* The 7 stats columns of 4.1.0 (ENVOY.md): no watt-seconds. */
+	/* The 7 stats columns of 4.1.0 (docs/envoy.md, section 4): no watt-seconds. */
 	ck_assert_double_eq_tol(real_of(json_array_get(events, 3),
 	    "reading.ac_v"), 250102 / 1000.0, 1e-9);
 	ck_assert_int_eq(int_of(json_array_get(events, 3), "reading.unknown_7"),

@@ -1,6 +1,7 @@
 /*
- * check_reply.c - the local time reply against PROTOCOL.md's oracles and
- * field by field for every logger frame type.
+ * check_reply.c - the local time reply against the oracles of
+ * docs/solarman-v5.md, section 9, and field by field for every logger
+ * frame type.
  */
 #include <stdbool.h>
 #include <stdio.h>

@@ -1,22 +1,22 @@
 /*
  * check_solarman.c - unit and golden tests of the Solarman V5 stream decoder
  * (solarman.c) and of the events made from its frames (solarman_event.c),
- * against PROTOCOL.md and SPEC.md "Events".
+ * against docs/solarman-v5.md and docs/events.md.
  *
  *   fixtures  every block of data/solarman-frames.txt, fed as a stream of
  *             its own: what fixture_expect[] (keyed by id) says, and the
  *             table must agree with the block's own "# verify:" lines.
  *   golden    data/solarman/golden/NAME.hex (one frame; "# direction:" and
  *             "# time_ms:" header lines) gives the event NAME.json, written
- *             by hand from PROTOCOL.md, minus the volatile "id".  Adding a
- *             pair adds a case.
+ *             by hand from docs/solarman-v5.md, minus the volatile
+ *             "id".  Adding a pair adds a case.
  *   variants  the Deye data frame with fields changed and the checksum
  *             recomputed: signed temperature, four inputs, large totals,
  *             historic, short and raw records, the logger clock.
  *   chunking  the same frames, rejects and counters whether a stream is fed
  *             whole, byte by byte or cut at random points, with garbage,
  *             TLS, absurd lengths and stray 0xA5 bytes around the frames.
- *   replies   the two time-reply oracles of PROTOCOL.md.
+ *   replies   the two time-reply oracles of docs/solarman-v5.md, section 9.
  *
  * Paths are relative to tests/, where make unit runs the binary.  Every
  * chunk is fed from its own heap copy of exactly its size, so a read past a
@@ -226,7 +226,7 @@ slurp(const char *path)
 	return hold(b.p, free);
 }
 
-/* ---- frames built by the test (PROTOCOL.md "Frame") ---- */
+/* ---- frames built by the test (docs/solarman-v5.md, section 2) ---- */
 
 static uint16_t
 get_len(const uint8_t *frame)
@@ -677,8 +677,8 @@ START_TEST(test_fixture_verify)
 }
 END_TEST
 
-/* The type a frame's event has, from PROTOCOL.md's message types and
- * SPEC.md's type names (0x45 and 0x02 have none: "unknown"). */
+/* The type a frame's event has, from the frame types of
+ * docs/solarman-v5.md, section 3 (0x45 and 0x02 have none: "unknown"). */
 static const char *
 type_of(uint8_t t)
 {
@@ -1049,7 +1049,8 @@ struct want {
 #define PAYLOAD_HEX {"payload.hex", W_PAYLOAD_HEX, 0, 0, NULL}
 #define RECEIVED (-1)
 
-/* The real-time keys: those of PROTOCOL.md's data table. */
+/* The real-time keys: those of the data table of docs/solarman-v5.md,
+ * section 7. */
 static const char *const realtime_prefixes[] = {"inv.", "grid.", "pv.", "meta."};
 
 static const struct variant {
@@ -1276,7 +1277,7 @@ START_TEST(test_variant)
 }
 END_TEST
 
-/* Wi-Fi signal quality (PROTOCOL.md "0x43 wifi payload": ignore values
+/* Wi-Fi signal quality (docs/solarman-v5.md, section 5: leave out values
  * over 100), in the Solis wifi frame; -1: no wifi.signal_pct. */
 static const struct {
 	uint8_t raw;
@@ -1634,7 +1635,7 @@ START_TEST(test_chunking_random_garbage)
 }
 END_TEST
 
-/* Frame length limits (PROTOCOL.md: a few KiB; solarman.h: 4096). */
+/* Frame length limits (docs/solarman-v5.md, section 2; solarman.h: 4096). */
 static const struct {
 	size_t plen;
 	bool valid;
@@ -1794,7 +1795,7 @@ START_TEST(test_undecodable)
 }
 END_TEST
 
-/* ---- the time reply (PROTOCOL.md "Server replies") ---- */
+/* ---- the time reply (docs/solarman-v5.md, section 9) ---- */
 
 static const struct {
 	const char *request; /* fixture id */
@@ -1810,7 +1811,8 @@ static const struct {
 	    1712596443u, 0, "2024-04-08T17:14:03Z"},
 };
 
-/* The reply to req by PROTOCOL.md's table, built here. */
+/* The reply to req by the table of docs/solarman-v5.md, section 9, built
+ * here. */
 static void
 build_reply(struct bytes *out, const uint8_t *req, uint32_t now, int32_t tz)
 {
@@ -1830,7 +1832,7 @@ build_reply(struct bytes *out, const uint8_t *req, uint32_t now, int32_t tz)
 	out->p[21] = sum_of(out->p, out->n);
 }
 
-/* PROTOCOL.md's layout gives the oracle bytes. */
+/* The layout of docs/solarman-v5.md, section 9, gives the oracle bytes. */
 START_TEST(test_reply_layout)
 {
 	const struct fixture *req = fixture_get(oracles[_i].request);
