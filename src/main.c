@@ -24,6 +24,7 @@
 #include <curl/curl.h>
 
 #include "accept.h"
+#include "capture.h"
 #include "conf.h"
 #include "decode.h"
 #include "event.h"
@@ -382,6 +383,7 @@ main(int argc, char **argv)
 	log_info("%s: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
 	listeners_stop();
 	left = relay_shutdown(SHUTDOWN_MS);
+	capture_stop(HEC_GRACE_MS);
 	worker_done = worker_stop(HEC_GRACE_MS);
 	outbox_stop();
 	sink_hec_stop(HEC_GRACE_MS);
