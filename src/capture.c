@@ -3,8 +3,8 @@
  * <capture_dir>/<UTC start %Y%m%dT%H%M%SZ>-<listener>-<conn id>-<up|down>.bin
  *
  * A pump only copies its bytes into a queue (one mutex, one condition);
- * one writer thread appends them to the files, so a slow capture directory
- * never slows the relay.  The queue holds at most QUEUED_MAX bytes for all
+ * one writer thread appends them to the files, each file's queued chunks
+ * in one writev(), so a slow capture directory never slows the relay.  The queue holds at most QUEUED_MAX bytes for all
  * connections: a chunk that does not fit stops capturing of its direction
  * (a file with a hole in it would mislead whoever decodes it), and what is
  * relayed after that is counted; both are logged, at most once a second.
@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -35,6 +36,7 @@
 
 #define QUEUED_MAX (4 << 20)
 #define FD_FAILED (-2) /* the writer's: no further write */
+#define BATCH 64       /* chunks taken at once (at most IOV_MAX) */
 
 struct capture;
 
@@ -68,8 +70,9 @@ static pthread_t writer;
 static struct ratelimit rl_full = RATELIMIT_INITIALIZER;
 static struct ratelimit rl_lost = RATELIMIT_INITIALIZER;
 
+/* Append iov[0..k) to f, opening it first; an error stops f for good. */
 static void
-file_write(struct capture_file *f, const uint8_t *buf, size_t n)
+file_write(struct capture_file *f, struct iovec *iov, int k)
 {
 	if (f->fd == FD_FAILED)
 		return;
@@ -82,8 +85,9 @@ file_write(struct capture_file *f, const uint8_t *buf, size_t n)
 			return;
 		}
 	}
-	while (n > 0) {
-		ssize_t w = write(f->fd, buf, n);
+	while (k > 0) {
+		ssize_t w = writev(f->fd, iov, k);
+
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0) {
@@ -93,37 +97,81 @@ file_write(struct capture_file *f, const uint8_t *buf, size_t n)
 			f->fd = FD_FAILED;
 			return;
 		}
-		buf += w;
-		n -= (size_t)w;
+		for (; k > 0 && (size_t)w >= iov->iov_len; iov++, k--)
+			w -= (ssize_t)iov->iov_len;
+		if (k > 0) {
+			iov->iov_base = (uint8_t *)iov->iov_base + w;
+			iov->iov_len -= (size_t)w;
+		}
+	}
+}
+
+/*
+ * Write a batch taken off the queue: each file's chunks in one writev(),
+ * in their order, so that a slow disk costs a call per file, not per
+ * chunk.  A capture's closer comes after all its chunks.
+ */
+static void
+batch_write(struct chunk **b, int n)
+{
+	struct iovec iov[BATCH];
+
+	for (int i = 0; i < n; i++) {
+		struct chunk *c = b[i];
+		int k = 0;
+
+		if (c == NULL)
+			continue;
+		if (c->dir < 0) {
+			for (int d = 0; d < 2; d++)
+				if (c->cap->f[d].fd >= 0)
+					close(c->cap->f[d].fd);
+			free(c->cap);
+			free(c);
+			continue;
+		}
+		for (int j = i; j < n; j++) {
+			if (b[j] == NULL || b[j]->cap != c->cap || b[j]->dir != c->dir)
+				continue;
+			iov[k].iov_base = b[j]->data;
+			iov[k++].iov_len = b[j]->n;
+		}
+		file_write(&c->cap->f[c->dir], iov, k);
+		for (int j = n - 1; j >= i; j--) {
+			if (b[j] == NULL || b[j]->cap != c->cap || b[j]->dir != c->dir)
+				continue;
+			free(b[j]);
+			b[j] = NULL;
+		}
 	}
 }
 
 static void *
 writer_run(void *arg)
 {
+	struct chunk *b[BATCH];
+
 	(void)arg;
 	pthread_mutex_lock(&lock);
 	for (;;) {
-		struct chunk *c;
+		size_t bytes = 0;
+		int n = 0;
 
 		while (head == NULL && !stopping)
 			pthread_cond_wait(&wake, &lock);
-		if ((c = head) == NULL)
+		if (head == NULL)
 			break;
-		if ((head = c->next) == NULL)
+		for (; head != NULL && n < BATCH; n++) {
+			b[n] = head;
+			bytes += head->n;
+			head = head->next;
+		}
+		if (head == NULL)
 			tailp = &head;
 		pthread_mutex_unlock(&lock);
-		if (c->dir >= 0) {
-			file_write(&c->cap->f[c->dir], c->data, c->n);
-		} else {
-			for (int d = 0; d < 2; d++)
-				if (c->cap->f[d].fd >= 0)
-					close(c->cap->f[d].fd);
-			free(c->cap);
-		}
+		batch_write(b, n);
 		pthread_mutex_lock(&lock);
-		queued -= c->n;
-		free(c);
+		queued -= bytes;
 		if (head == NULL)
 			pthread_cond_broadcast(&drained);
 	}
