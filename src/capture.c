@@ -319,9 +319,11 @@ capture_stop(int64_t grace_ms)
 		clock_cond_wait(&drained, &lock, left);
 	done = ended;
 	pthread_mutex_unlock(&lock);
-	if (done)
+	if (done) {
 		pthread_join(writer, NULL);
-	else
-		log_warnx("capture: the writer is still behind (slow disk?): "
-		    "what it has not written is lost");
+		return;
+	}
+	log_warnx("capture: the writer is still behind (slow disk?): what it "
+	    "has not written is lost");
+	pthread_detach(writer); /* it ends with the process */
 }

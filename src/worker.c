@@ -193,6 +193,7 @@ worker_stop(int64_t grace_ms)
 	if (!done) {
 		log_warnx("worker: an HTTP message is still being decoded (slow "
 		    "disk?): not waiting for it");
+		pthread_detach(thread); /* it ends with the process */
 		return false;
 	}
 	pthread_join(thread, NULL);
