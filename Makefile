@@ -50,8 +50,9 @@ OBJ   = $(SRC:src/%.c=$(B)/%.o)
 LIB_OBJ = $(filter-out $(B)/main.o,$(OBJ))
 UNIT_SRC = $(wildcard tests/unit/*.c)
 UNIT_OBJ = $(UNIT_SRC:tests/unit/%.c=$(B)/unit/%.o)
-TOOL_SRC = $(wildcard tests/tools/*.c)
-TOOLS    = $(TOOL_SRC:tests/tools/%.c=$(B)/tools/%)
+# slowdisk.c is an LD_PRELOAD shim (the slow-disk tests), not a program.
+TOOL_SRC = $(filter-out tests/tools/slowdisk.c,$(wildcard tests/tools/*.c))
+TOOLS    = $(TOOL_SRC:tests/tools/%.c=$(B)/tools/%) $(B)/tools/slowdisk.so
 
 # The fuzz harnesses, each replayed over its corpus and regressions by
 # `make check` (built like the unit tests), and built with clang and
@@ -94,6 +95,11 @@ $(B)/unit-tests: $(UNIT_OBJ) $(LIB_OBJ)
 
 $(B)/tools/%: tests/tools/%.c | $(B)/tools
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< -pthread
+
+# No sanitizer: it is preloaded into programs that may not have its runtime.
+# No _FILE_OFFSET_BITS: it defines pwrite and pwrite64 both.
+$(B)/tools/slowdisk.so: tests/tools/slowdisk.c | $(B)/tools
+	$(CC) $(WARN) -D_GNU_SOURCE $(CFLAGS) -shared -fPIC -o $@ $< -ldl
 
 $(B)/fuzz/%.o: tests/fuzz/%.c | $(B)/fuzz
 	$(CC) $(ALL_CFLAGS) -Isrc -c -o $@ $<

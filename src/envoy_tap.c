@@ -8,9 +8,10 @@
  * tap after relaying, so the answer can be parsed before its request.
  * The list of exchanges, the one thing both pumps touch, has a lock.
  *
- * A whole message becomes a job for the outbox's writer thread, which
- * inflates it, writes the spool files and makes the events: the relay
- * never waits for zlib, expat or the disk.
+ * A whole message becomes a job for the worker thread (worker.c), which
+ * inflates it, writes the spool files and puts the events in the outbox:
+ * neither the relay nor the other protocols' events wait for zlib, expat
+ * or the disk.
  *
  * Bodies being read are bounded in total, not only each by max_body: all
  * connections of all Envoy listeners share a budget of BUDGET_BODIES times
@@ -46,6 +47,7 @@
 #include "outbox.h"
 #include "ratelimit.h"
 #include "spool.h"
+#include "worker.h"
 
 struct exchange {
 	uint64_t n;
@@ -92,7 +94,7 @@ struct envoy_tap {
 	uint64_t lost[2];          /* messages the queue had no room for */
 };
 
-/* A whole message, for the writer thread. */
+/* A whole message, for the worker thread. */
 struct job {
 	const struct listener_conf *lc;
 	struct event_meta meta;
@@ -169,8 +171,10 @@ budget_settle(struct envoy_dir *d)
 }
 
 static void
-job_free(struct job *j)
+job_free(void *arg)
 {
+	struct job *j = arg;
+
 	free(j->head);
 	free(j->content_type);
 	free(j->target);
@@ -182,7 +186,7 @@ static void
 emit(void *arg, json_t *ev, int64_t time_ms)
 {
 	(void)arg;
-	outbox_emit(ev, time_ms);
+	outbox_put(ev, time_ms);
 }
 
 /* Whether a body of this type is written as it is. */
@@ -262,7 +266,7 @@ bad_report(const struct job *j, const char *err)
 	if ((ev = undecodable(&meta, "bad-report")) != NULL) {
 		json_object_set_new(ev, "error", json_string(err));
 		json_object_set_new(ev, "spool.name", json_string(j->name));
-		outbox_emit(ev, meta.received_ms);
+		outbox_put(ev, meta.received_ms);
 	}
 }
 
@@ -304,7 +308,7 @@ acknowledged(const struct job *j, const uint8_t *xml, size_t n)
 		    j->meta.conn_id, j->lc->name, k, k > 0 ? ": " : "", ids);
 }
 
-/* The writer thread's part: spool files, events, log lines. */
+/* The worker thread's part: spool files, events, log lines. */
 static void
 job_run(void *arg)
 {
@@ -402,7 +406,7 @@ fail:
 	return NULL;
 }
 
-/* Hand a whole message to the writer, or say why it is not captured. */
+/* Hand a whole message to the worker, or say why it is not captured. */
 static void
 capture(struct envoy_tap *e, int dir, struct http_msg *m, const char *name)
 {
@@ -445,9 +449,9 @@ capture(struct envoy_tap *e, int dir, struct http_msg *m, const char *name)
 		    e->conn_id, e->lc->name, name);
 		return;
 	}
-	if (!outbox_put_job(job_run, j, j->body_len + j->head_len)) {
+	if (!worker_put(job_run, job_free, j, j->body_len + j->head_len)) {
 		if (e->lost[dir]++ == 0)
-			log_warnx("conn %" PRIu64 " [%s] %s: events queue full, "
+			log_warnx("conn %" PRIu64 " [%s] %s: job queue full, "
 			    "%s not captured (the next ones are counted)",
 			    e->conn_id, e->lc->name, dir_name[dir], name);
 		job_free(j);

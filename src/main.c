@@ -24,6 +24,7 @@
 #include <curl/curl.h>
 
 #include "accept.h"
+#include "capture.h"
 #include "conf.h"
 #include "decode.h"
 #include "event.h"
@@ -33,6 +34,7 @@
 #include "relay.h"
 #include "sink_hec.h"
 #include "sink_jsonl.h"
+#include "worker.h"
 
 #ifndef DEYE_VERSION
 #define DEYE_VERSION "0.1.0"
@@ -250,6 +252,7 @@ main(int argc, char **argv)
 	struct conf *c;
 	sigset_t set;
 	unsigned left;
+	bool worker_done;
 
 	log_init();
 	if (argc > 1 && strcmp(argv[1], "--decode") == 0)
@@ -353,12 +356,13 @@ main(int argc, char **argv)
 		log_warnx("hec: url is set but no token: not delivering to HEC");
 	}
 	journal_start_deleting();
-	if (outbox_start(c->state_dir) != 0)
+	if (outbox_start(c->state_dir) != 0 || worker_start(c->state_dir) != 0)
 		return 1;
 	relay_init(c->max_connections, c->max_connections_per_peer);
 	if (listeners_start() != 0) {
 		listeners_stop();
 		relay_shutdown(SHUTDOWN_MS);
+		worker_stop(0);
 		outbox_stop();
 		sink_hec_stop(0);
 		if (sink_jsonl_stop(0))
@@ -379,6 +383,8 @@ main(int argc, char **argv)
 	log_info("%s: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
 	listeners_stop();
 	left = relay_shutdown(SHUTDOWN_MS);
+	capture_stop(HEC_GRACE_MS);
+	worker_done = worker_stop(HEC_GRACE_MS);
 	outbox_stop();
 	sink_hec_stop(HEC_GRACE_MS);
 	if (!sink_jsonl_stop(HEC_GRACE_MS))
@@ -388,6 +394,8 @@ main(int argc, char **argv)
 		log_warnx("%u connection(s) did not end in time", left);
 		return 0; /* their threads end with the process */
 	}
+	if (!worker_done)
+		return 0; /* its job uses the configuration */
 	listeners_free();
 	conf_free(c);
 	curl_global_cleanup();

@@ -16,11 +16,10 @@
  * the journal and then moves the tail.  A pump hands over a Solarman frame
  * as bytes with its id already given (so that an event journaled again
  * after a kill keeps its id): building its JSON is the writer's work, so
- * the relay pays only for a copy.  An Envoy message comes as a job that
- * the writer runs (inflate, parse, spool files): the job itself, up to
- * JOB_BYTES_MAX, stays in memory, and only its place in the queue is in
- * the ring; a SIGKILL loses the jobs not yet run, and the next start says
- * how many.  The writer also wakes up when the journal's next fsync is due.
+ * the relay pays only for a copy.  Slow work (the Envoy's inflate, XML and
+ * spool files) is not the writer's: it runs on worker.c's thread and puts
+ * its events here like a pump.  The writer also wakes up when the
+ * journal's next fsync is due.
  *
  * When the disk refuses an append (full), the writer holds that event and
  * tries again every HOLD_MS, publishing what is in so the sinks can deliver
@@ -44,48 +43,25 @@
 
 #define WRITER_BATCH 256
 #define HOLD_MS 200 /* retry of an append the disk refused */
-#define JOBS_MAX 2048
-/* What jobs queued or running may hold, unless there is only one. */
-#define JOB_BYTES_MAX (64 * 1024 * 1024)
-
-struct job {
-	void (*run)(void *job);
-	void *job;
-	size_t bytes;
-};
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake, stop_cond;
 static struct ring ring;
-static struct job jobs[JOBS_MAX]; /* in the ring's order */
-static size_t jobs_head, njobs, job_bytes;
 static uint64_t dropped, dropped_logged;
 static bool stopping, running;
 static pthread_t writer;
 static uint8_t scratch[RING_RECORD_MAX]; /* the writer's */
-static uint64_t last_run_seq; /* records before it are the last run's */
-static unsigned emit_lost;    /* the writer's: job events lost stopping */
 
-/* Store it, or count it dropped; true if stored. */
-static bool
-enqueue(const struct ring_rec *rec, const struct job *j)
+/* Store it, or count it dropped. */
+static void
+enqueue(const struct ring_rec *rec)
 {
-	bool stored;
-
 	pthread_mutex_lock(&lock);
-	stored = running && (j == NULL || (njobs < JOBS_MAX &&
-	    (job_bytes == 0 || job_bytes + j->bytes <= JOB_BYTES_MAX))) &&
-	    ring_put(&ring, rec);
-	if (stored && j != NULL) {
-		jobs[(jobs_head + njobs++) % JOBS_MAX] = *j;
-		job_bytes += j->bytes;
-	}
-	if (stored)
+	if (running && ring_put(&ring, rec))
 		pthread_cond_signal(&wake);
-	else if (j == NULL)
-		dropped++; /* a job's caller says what it lost */
+	else
+		dropped++;
 	pthread_mutex_unlock(&lock);
-	return stored;
 }
 
 void
@@ -106,7 +82,7 @@ outbox_put(json_t *ev, int64_t time_ms)
 	}
 	rec.body = (const uint8_t *)s;
 	rec.len = strlen(s);
-	enqueue(&rec, NULL);
+	enqueue(&rec);
 	free(s);
 }
 
@@ -128,16 +104,7 @@ outbox_put_frame(const uint8_t *frame, size_t len, const struct event_meta *m)
 	pthread_mutex_unlock(&lock);
 	event_id_new(&id); /* here, once: a copy journaled twice keeps it */
 	memcpy(rec.id, id.id, sizeof rec.id);
-	enqueue(&rec, NULL);
-}
-
-bool
-outbox_put_job(void (*run)(void *job), void *job, size_t bytes)
-{
-	struct ring_rec rec = {.kind = RING_JOB};
-	struct job j = {run, job, bytes};
-
-	return enqueue(&rec, &j);
+	enqueue(&rec);
 }
 
 /*
@@ -164,25 +131,7 @@ append_held(int64_t time_ms, const char *json, size_t len)
 	return 0;
 }
 
-/* From a job: its events are held like the ring's, but lost when the
- * daemon stops meanwhile (the job's place in the ring is gone). */
-void
-outbox_emit(json_t *ev, int64_t time_ms)
-{
-	char *s = ev ? json_dumps(ev, JSON_COMPACT | JSON_REAL_PRECISION(12)) :
-	    NULL;
-
-	if (s == NULL)
-		log_warnx("events: cannot make an event");
-	else if (append_held(time_ms, s, strlen(s)) != 0 && !emit_lost++)
-		log_warnx("events: stopped while the disk was full: the events "
-		    "of an HTTP message are lost");
-	free(s);
-	json_decref(ev);
-}
-
-/* Journal a record's event (not a job's: that is the caller's); 1 when
- * stopped before the journal took it. */
+/* Journal a record's event; 1 when stopped before the journal took it. */
 static int
 record_journal(const struct ring_rec *rec)
 {
@@ -211,25 +160,6 @@ record_journal(const struct ring_rec *rec)
 	r = append_held(time_ms, s, strlen(s));
 	free(s);
 	return r;
-}
-
-/* Run the job whose place in the ring was just read (the records before
- * it are journaled and their places freed first). */
-static void
-job_run(uint64_t pos, uint64_t seq)
-{
-	struct job j;
-
-	pthread_mutex_lock(&lock);
-	ring_commit(&ring, pos, seq);
-	j = jobs[jobs_head];
-	jobs_head = (jobs_head + 1) % JOBS_MAX;
-	njobs--;
-	pthread_mutex_unlock(&lock);
-	j.run(j.job);
-	pthread_mutex_lock(&lock);
-	job_bytes -= j.bytes; /* counted until it is freed */
-	pthread_mutex_unlock(&lock);
 }
 
 static void *
@@ -277,8 +207,6 @@ writer_run(void *arg)
 			}
 			pos += k;
 			seq++;
-			if (rec.kind == RING_JOB && seq > last_run_seq)
-				job_run(pos, seq);
 		}
 		pthread_mutex_lock(&lock);
 		ring_commit(&ring, pos, seq);
@@ -298,8 +226,9 @@ writer_run(void *arg)
 /*
  * What the last run left in the ring: its events are journaled first, by
  * the writer like any other (held while the disk is full, so a start never
- * waits on it); its jobs' messages were in memory and are gone.  A damaged
- * record ends what can be trusted.
+ * waits on it).  A ring of an older version may hold jobs' places: their
+ * messages were in memory and are gone.  A damaged record ends what can be
+ * trusted.
  */
 static void
 recover(void)
@@ -326,7 +255,6 @@ recover(void)
 		else
 			events++;
 	}
-	last_run_seq = seq;
 	if (events > 0)
 		log_info("outbox: recovered %llu event(s) from the last run",
 		    (unsigned long long)events);

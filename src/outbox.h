@@ -28,16 +28,6 @@ void outbox_put(json_t *ev, int64_t time_ms);
  * used). */
 void outbox_put_frame(const uint8_t *frame, size_t len,
     const struct event_meta *m);
-/*
- * Work for the writer thread, off the relay path: run(job) makes its
- * events with outbox_emit() and frees job.  bytes is what job holds,
- * counted against a bound on all queued jobs.  A job is kept in memory
- * only: a SIGKILL loses it.  Never waits: false when the job was dropped;
- * the caller then logs it and frees it.
- */
-bool outbox_put_job(void (*run)(void *job), void *job, size_t bytes);
-/* From a job only: journal ev (ownership passes) with its record time. */
-void outbox_emit(json_t *ev, int64_t time_ms);
 /* Write out what is queued, then stop the writer. */
 void outbox_stop(void);
 
