@@ -145,13 +145,23 @@ class TestTransfer(RelayTest):
         recv_all(s)
         s.close()
         d.wait_log(r"closed conn=1 ")
-        names = sorted(os.listdir(cap))
+
+        def files():
+            """{name: bytes}: the capture writer runs on its own thread."""
+            out = {}
+            for n in os.listdir(cap):
+                with open(os.path.join(cap, n), "rb") as f:
+                    out[n] = f.read()
+            return out
+        wait_for(lambda: len(files()) == 2 and
+                 all(v == b"\xa5hello" for v in files().values()), 5)
+        got = files()
+        names = sorted(got)
         self.assertEqual(len(names), 2, names)
         self.assertRegex(names[0], r"^\d{8}T\d{6}Z-deye-1-down\.bin$")
         self.assertRegex(names[1], r"^\d{8}T\d{6}Z-deye-1-up\.bin$")
         for n in names:
-            with open(os.path.join(cap, n), "rb") as f:
-                self.assertEqual(f.read(), b"\xa5hello")
+            self.assertEqual(got[n], b"\xa5hello")
 
 
 class TestIPv6(RelayTest):
