@@ -95,6 +95,7 @@ static const struct key keys[] = {
 	{S_GLOBAL, "state_dir", T_NONEMPTY, G(state_dir), "./deye-mitm-state", 0, 0, NULL, NULL},
 	{S_GLOBAL, "journal_fsync", T_DURATION, G(journal_fsync_ms), "1s", 0, SEC(3600), NULL, NULL},
 	{S_GLOBAL, "events", T_NONEMPTY, G(events), "stdout", 0, 0, NULL, NULL},
+	{S_GLOBAL, "spool_max", T_SIZE, G(spool_max), NULL, KI(64), GI(1024), NULL, NULL},
 	{S_GLOBAL, "max_connections", T_LONG, G(max_connections), "512", 1, 10000, NULL, NULL},
 	{S_GLOBAL, "max_connections_per_peer", T_LONG, G(max_connections_per_peer), "16", 1, 10000, NULL, NULL},
 	{S_GLOBAL, "allow", T_ALLOW, G(allow), DEFAULT_ALLOW, 0, 0, NULL, NULL},
@@ -113,7 +114,8 @@ static const struct key keys[] = {
 	{S_HEC, "batch_max_bytes", T_SIZE, H(batch_max_bytes), "512K", KI(1), MI(512), NULL, NULL},
 	{S_HEC, "flush_interval", T_DURATION, H(flush_interval_ms), "1s", MS(10), SEC(3600), NULL, NULL},
 	{S_HEC, "timeout", T_DURATION, H(timeout_ms), "10s", MS(100), SEC(600), NULL, NULL},
-	{S_HEC, "spool_max", T_SIZE, H(spool_max), "256M", KI(64), GI(1024), NULL, NULL},
+	/* The old place of the global spool_max, still read (not printed). */
+	{S_HEC, "spool_max", T_SIZE, H(spool_max), NULL, KI(64), GI(1024), NULL, NULL},
 
 	{S_LISTENER, "protocol", T_ENUM, L(protocol), "solarman", 0, 0, proto_names, NULL},
 	{S_LISTENER, "listen", T_LISTEN, L(listen), "0.0.0.0:10000", 0, 0, NULL, NULL},
@@ -1193,6 +1195,13 @@ conf_finish(struct conf *c, char *err, size_t errlen)
 			}
 		}
 	}
+	if (c->spool_max != 0 && c->hec.spool_max != 0) {
+		snprintf(err, errlen, "spool_max is set both as a global key and "
+		    "in [hec] (its old place): keep the global one");
+		return -1;
+	}
+	if (c->spool_max == 0)
+		c->spool_max = c->hec.spool_max != 0 ? c->hec.spool_max : MI(256);
 	if (c->hec.host == NULL) {
 		char h[256];
 		if (gethostname(h, sizeof h) != 0)
@@ -1268,7 +1277,8 @@ print_scope(FILE *f, enum scope scope, const void *base)
 	char v[1024];
 
 	for (size_t i = 0; i < NKEYS; i++) {
-		if (keys[i].scope != scope)
+		if (keys[i].scope != scope || (keys[i].off == H(spool_max) &&
+		    scope == S_HEC))
 			continue;
 		key_format(&keys[i], base, v, sizeof v);
 		size_t n = strlen(v);

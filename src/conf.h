@@ -72,6 +72,7 @@ struct conf {
 	int log_level;
 	char *state_dir;
 	int64_t journal_fsync_ms;
+	int64_t spool_max;        /* the journal's bound (also read in [hec]) */
 	char *events;
 	long max_connections;
 	long max_connections_per_peer; /* at most max_connections in effect */

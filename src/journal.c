@@ -526,7 +526,7 @@ journal_open(const struct conf *c, char *err, size_t errlen)
 		snprintf(err, errlen, "state_dir %s: %s", dir, strerror(errno));
 		return -1;
 	}
-	spool_max = (uint64_t)c->hec.spool_max;
+	spool_max = (uint64_t)c->spool_max;
 	seg_max = spool_max / 8;
 	seg_max = seg_max > SEG_MAX ? SEG_MAX : seg_max < SEG_MIN ? SEG_MIN : seg_max;
 	fsync_ms = c->journal_fsync_ms;

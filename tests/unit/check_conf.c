@@ -449,9 +449,9 @@ static const struct {
 	{"hec.flush_interval=1h", "hec.flush_interval", "1h"},
 	{"hec.timeout=100ms", "hec.timeout", "100ms"},
 	{"hec.timeout=600s", "hec.timeout", "10m"},
-	{"hec.spool_max=64K", "hec.spool_max", "64K"},
-	{"hec.spool_max=1T", "hec.spool_max", "1T"},
-	{"hec.spool_max=1024G", "hec.spool_max", "1T"},
+	{"spool_max=64K", "spool_max", "64K"},
+	{"spool_max=1T", "spool_max", "1T"},
+	{"spool_max=1024G", "spool_max", "1T"},
 	{"deye.protocol=raw", "deye.protocol", "raw"},
 	{"deye.protocol=envoy", "deye.protocol", "envoy"},
 	{"deye.listen=127.0.0.1:19000", "deye.listen", "127.0.0.1:19000"},
@@ -476,6 +476,30 @@ static const struct {
 	{"a234567890123456789012345678901.protocol=raw",
 	    "a234567890123456789012345678901.protocol", "raw"},
 };
+
+/* spool_max is global; [hec], its old place, is still read, not both. */
+START_TEST(test_spool_max_old_place)
+{
+	struct conf *c = new_conf();
+	char err[CONF_ERR_MAX] = "";
+
+	ck_assert_int_eq(conf_finish(c, err, sizeof err), 0);
+	ck_assert_int_eq(c->spool_max, 256 << 20);
+	conf_free(c);
+	c = new_conf();
+	ck_assert_int_eq(conf_set_option(c, "hec.spool_max=1M", err,
+	    sizeof err), 0);
+	ck_assert_int_eq(conf_finish(c, err, sizeof err), 0);
+	ck_assert_int_eq(c->spool_max, 1 << 20);
+	assert_printed(c, "", "spool_max", "1M");
+	ck_assert_ptr_null(printed_value(c, "hec", "spool_max"));
+	ck_assert_int_eq(conf_set_option(c, "spool_max=2M", err, sizeof err), 0);
+	ck_assert_int_eq(conf_finish(c, err, sizeof err), -1);
+	ck_assert_str_eq(err, "spool_max is set both as a global key and in "
+	    "[hec] (its old place): keep the global one");
+	conf_free(c);
+}
+END_TEST
 
 START_TEST(test_option_ok)
 {
@@ -1753,6 +1777,7 @@ conf_suite(void)
 	tcase_add_loop_test(tc, test_size_format, 0, NELEM(size_fmt));
 
 	tc = tcase(s, "option");
+	tcase_add_test(tc, test_spool_max_old_place);
 	tcase_add_loop_test(tc, test_option_ok, 0, NELEM(option_ok));
 	tcase_add_loop_test(tc, test_option_bad, 0, NELEM(option_bad));
 	tcase_add_test(tc, test_option_long_name);

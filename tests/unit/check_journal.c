@@ -75,8 +75,8 @@ open_journal(bool small)
 	ck_assert_ptr_nonnull(c);
 	snprintf(opt, sizeof opt, "state_dir=%s", dir);
 	ck_assert_int_eq(conf_set_option(c, opt, err, sizeof err), 0);
-	ck_assert_int_eq(conf_set_option(c, small ? "hec.spool_max=64K" :
-	    "hec.spool_max=256M", err, sizeof err), 0);
+	ck_assert_int_eq(conf_set_option(c, small ? "spool_max=64K" :
+	    "spool_max=256M", err, sizeof err), 0);
 	ck_assert_msg(journal_open(c, err, sizeof err) == 0, "%s", err);
 	conf_free(c);
 }
