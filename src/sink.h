@@ -83,7 +83,8 @@ void sinks_reopen(void);
  * (left behind: the journal must stay open).  The rest stays in the
  * journal for the next start. */
 bool sinks_stop(int64_t grace_ms);
-/* The counters of the running sink called name: false if none. */
+/* The counters of the running sink called name: false if none.  From the
+ * thread that starts and stops the sinks (or while they run). */
 bool sinks_stats(const char *name, struct sink_stats *out);
 
 /* One runner, for one sink: what sinks_start does for each. */
