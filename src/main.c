@@ -32,8 +32,7 @@
 #include "log.h"
 #include "outbox.h"
 #include "relay.h"
-#include "sink_hec.h"
-#include "sink_jsonl.h"
+#include "sink.h"
 #include "worker.h"
 
 #ifndef DEYE_VERSION
@@ -347,14 +346,8 @@ main(int argc, char **argv)
 	event_ids_init();
 	if (journal_open(c, err, sizeof err) != 0)
 		fatalx(1, "%s", err);
-	if (strcmp(c->events, "none") != 0 && sink_jsonl_start(c->events) != 0)
-		fatalx(1, "events sink %s could not start", c->events);
-	if (conf_hec_enabled(c)) {
-		if (sink_hec_start(c) != 0)
-			fatalx(1, "hec: could not start");
-	} else if (c->hec.url != NULL) {
-		log_warnx("hec: url is set but no token: not delivering to HEC");
-	}
+	if (sinks_start(c, err, sizeof err) != 0)
+		fatalx(1, "%s", err);
 	journal_start_deleting();
 	if (outbox_start(c->state_dir) != 0 || worker_start(c->state_dir) != 0)
 		return 1;
@@ -364,8 +357,7 @@ main(int argc, char **argv)
 		relay_shutdown(SHUTDOWN_MS);
 		worker_stop(0);
 		outbox_stop();
-		sink_hec_stop(0);
-		if (sink_jsonl_stop(0))
+		if (sinks_stop(0))
 			journal_close();
 		return 1;
 	}
@@ -375,7 +367,7 @@ main(int argc, char **argv)
 		if (sig == SIGHUP) {
 			log_info("SIGHUP: the events file is opened again; nothing "
 			    "else is reloaded (restart to apply changes)");
-			sink_jsonl_reopen();
+			sinks_reopen();
 			continue;
 		}
 		break;
@@ -386,8 +378,7 @@ main(int argc, char **argv)
 	capture_stop(HEC_GRACE_MS);
 	worker_done = worker_stop(HEC_GRACE_MS);
 	outbox_stop();
-	sink_hec_stop(HEC_GRACE_MS);
-	if (!sink_jsonl_stop(HEC_GRACE_MS))
+	if (!sinks_stop(HEC_GRACE_MS))
 		return 0; /* its thread ends with the process */
 	journal_close();
 	if (left > 0) {

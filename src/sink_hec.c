@@ -1,10 +1,12 @@
 /*
  * sink_hec.c - the Splunk HEC poster.
  *
- * One thread, one libcurl easy handle (kept alive between requests, no
- * signals).  It reads the journal from its own cursor ("hec"), posts
- * batches of concatenated envelopes, and commits the cursor only after a
- * 2xx, so nothing leaves the journal undelivered:
+ * One libcurl easy handle (kept alive between requests, no signals), used
+ * by the sink runner's thread (sink.c), which reads the journal from the
+ * cursor "hec" and batches by batch_max_events, batch_max_bytes and
+ * flush_interval.  Each batch is posted as concatenated envelopes, and the
+ * cursor is committed only after a 2xx, so nothing leaves the journal
+ * undelivered:
  *
  *   2xx                      commit the batch
  *   400/413 + invalid-event-number N
@@ -32,45 +34,43 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
 
-#include "clock.h"
-#include "journal.h"
 #include "log.h"
 
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 60000
 #define RETRY_AFTER_MAX_S 600
 #define REPLY_MAX (64 * 1024)
-#define COMPLAIN_EVERY_MS 60000
+/* The bytes of an envelope besides the event and the prefix: what a
+ * batch's size counts per event, to end it at batch_max_bytes. */
+#define ENVELOPE_BYTES (sizeof "{\"time\":1700000000.000}" - 1)
 
 struct buf {
 	char *p;
 	size_t n, cap;
 };
 
-static const struct conf *cf;
-static struct journal_reader *reader;
-static pthread_t thread;
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t stop_cond;
-static bool stopping;
-static atomic_int_least64_t stop_deadline; /* monotonic ms, 0: none */
-static char *post_url;                   /* for libcurl only */
-static char *url;                        /* for the log: no password */
-static char *prefix;                     /* envelope up to "event": */
-static char dead_dir[4096];
+struct hec {
+	CURL *h;
+	struct curl_slist *hdrs;
+	struct buf body, reply;
+	long retry_after;           /* seconds, -1: none */
+	char errbuf[CURL_ERROR_SIZE];
+	char *post_url;             /* for libcurl only */
+	char *url;                  /* for the log: no password */
+	char *prefix;               /* envelope up to "event": */
+	char dead_dir[4096];
+};
 
 static int
 buf_add(struct buf *b, const char *s, size_t n)
@@ -122,35 +122,8 @@ on_header(char *data, size_t size, size_t nmemb, void *arg)
 static int
 on_progress(void *arg, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
 {
-	int64_t deadline = atomic_load(&stop_deadline);
-
-	(void)arg, (void)a, (void)b, (void)c, (void)d;
-	return deadline != 0 && clock_now_ms() >= deadline;
-}
-
-/* Sleep up to ms; false when told to stop meanwhile. */
-static bool
-nap(int64_t ms)
-{
-	bool stop;
-
-	pthread_mutex_lock(&lock);
-	if (!stopping)
-		clock_cond_wait(&stop_cond, &lock, ms);
-	stop = stopping;
-	pthread_mutex_unlock(&lock);
-	return !stop;
-}
-
-static bool
-is_stopping(void)
-{
-	bool s;
-
-	pthread_mutex_lock(&lock);
-	s = stopping;
-	pthread_mutex_unlock(&lock);
-	return s;
+	(void)a, (void)b, (void)c, (void)d;
+	return sink_runner_out_of_time(arg);
 }
 
 /* The envelope fields before the event, built once with jansson so the
@@ -200,14 +173,15 @@ done:
 }
 
 static void
-add_envelope(struct buf *body, const struct journal_rec *r)
+add_envelope(struct hec *hc, const struct journal_rec *r)
 {
+	struct buf *body = &hc->body;
 	char t[48];
 
 	snprintf(t, sizeof t, "{\"time\":%" PRId64 ".%03d", r->time_ms / 1000,
 	    (int)(r->time_ms % 1000));
 	buf_add(body, t, strlen(t));
-	buf_add(body, prefix, strlen(prefix));
+	buf_add(body, hc->prefix, strlen(hc->prefix));
 	buf_add(body, r->json, r->len);
 	buf_add(body, "}", 1);
 }
@@ -215,8 +189,10 @@ add_envelope(struct buf *body, const struct journal_rec *r)
 /* Keep a rejected event, with HEC's reply, in state_dir/dead/; 0 once it
  * is safely on disk, -1 if it could not be kept (then it stays queued). */
 static int
-dead_letter(const struct journal_rec *r, long status, const char *reply)
+dead_letter(struct hec *hc, const struct journal_rec *r, long status,
+    const char *reply)
 {
+	const char *dead_dir = hc->dead_dir;
 	json_error_t je;
 	json_t *ev = json_loadb(r->json, r->len, 0, &je);
 	json_t *o = json_object();
@@ -271,249 +247,180 @@ blames_event(const char *reply, long *bad)
 	return event;
 }
 
-static int64_t
-jitter(int64_t ms)
-{
-	uint32_t r = 0;
 
-	if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r)
-		r = (uint32_t)clock_now_ms();
-	return ms / 2 + (int64_t)(r % (uint32_t)(ms / 2 + 1));
+static void
+deliver(void *state, struct sink_runner *run, const struct journal_rec *recs,
+    size_t n, struct sink_result *r)
+{
+	struct hec *hc = state;
+	const char *reply;
+	long status = 0;
+	CURLcode rc;
+
+	hc->body.n = 0;
+	for (size_t i = 0; i < n; i++)
+		add_envelope(hc, &recs[i]);
+	hc->reply.n = 0;
+	if (hc->reply.p != NULL)
+		hc->reply.p[0] = '\0'; /* no stale text from the last reply */
+	hc->retry_after = -1;
+	hc->errbuf[0] = '\0';
+	curl_easy_setopt(hc->h, CURLOPT_POSTFIELDS, hc->body.p);
+	curl_easy_setopt(hc->h, CURLOPT_POSTFIELDSIZE_LARGE,
+	    (curl_off_t)hc->body.n);
+	curl_easy_setopt(hc->h, CURLOPT_XFERINFODATA, run);
+	rc = curl_easy_perform(hc->h);
+	if (rc == CURLE_OK)
+		curl_easy_getinfo(hc->h, CURLINFO_RESPONSE_CODE, &status);
+	reply = hc->reply.p ? hc->reply.p : "";
+
+	if (rc == CURLE_OK && status >= 200 && status < 300) {
+		r->verdict = SINK_DELIVERED;
+		r->n = n;
+		return;
+	}
+	if (rc == CURLE_ABORTED_BY_CALLBACK) {
+		r->verdict = SINK_STOPPED; /* the shutdown grace ran out */
+		return;
+	}
+	if (rc == CURLE_OK && (status == 400 || status == 413)) {
+		long bad;
+		bool blamed = blames_event(hc->reply.p, &bad);
+
+		if (status == 413 || blamed) {
+			if ((bad >= 0 && (size_t)bad < n) || n == 1) {
+				bad = bad >= 0 && (size_t)bad < n ? bad : 0;
+				if (dead_letter(hc, &recs[bad], status,
+				    hc->reply.p) == 0) {
+					r->verdict = SINK_SET_ASIDE;
+					r->n = (size_t)bad;
+					return;
+				}
+			} else {
+				/* Smaller batches until the culprit is alone. */
+				r->verdict = SINK_SPLIT;
+				r->n = status == 413 ? (n + 1) / 2 : 1;
+				return;
+			}
+		}
+	}
+
+	r->verdict = SINK_RETRY;
+	if (hc->retry_after >= 0)
+		r->retry_after_ms = (int64_t)hc->retry_after * 1000;
+	if (rc == CURLE_OK && (status == 401 || status == 403)) {
+		r->error = true;
+		snprintf(r->why, sizeof r->why, "%s rejected the token (%ld %s); "
+		    "events are kept and retried", hc->url, status, reply);
+	} else if (rc != CURLE_OK) {
+		snprintf(r->why, sizeof r->why, "%s: %s; events are kept and "
+		    "retried", hc->url, hc->errbuf[0] ? hc->errbuf :
+		    curl_easy_strerror(rc));
+	} else {
+		snprintf(r->why, sizeof r->why, "%s answered %ld %.200s; events "
+		    "are kept and retried", hc->url, status, reply);
+	}
 }
 
-static void *
-run(void *arg)
+static bool
+wanted(const struct conf *c)
 {
-	CURL *h = curl_easy_init();
-	struct curl_slist *hdrs = NULL;
-	struct buf body = {0}, reply = {0}, auth = {0};
-	struct journal_rec *recs;
-	char **copies;
-	size_t max_events = (size_t)cf->hec.batch_max_events, limit = max_events;
-	int64_t backoff = 0, last_complaint = 0;
-	struct journal_pos skip = {0, 0};
-	bool skipping = false, complained = false;
-	/* Failed attempts in a row, and since the last line about them:
-	 * failures are logged at most once a minute (a flapping receiver
-	 * too), and "delivering again" only follows a logged failure. */
-	unsigned failures = 0, unlogged = 0;
-	char since[64];
-	long retry_after;
-	char errbuf[CURL_ERROR_SIZE];
+	if (conf_hec_enabled(c))
+		return true;
+	if (c->hec.url != NULL)
+		log_warnx("hec: url is set but no token: not delivering to HEC");
+	return false;
+}
 
-	(void)arg;
-	recs = calloc(max_events, sizeof *recs);
-	copies = calloc(max_events, sizeof *copies);
-	if (h == NULL || recs == NULL || copies == NULL) {
-		log_errorx("hec: out of memory; not delivering");
-		goto out;
+static void
+stop(void *state)
+{
+	struct hec *hc = state;
+
+	if (hc == NULL)
+		return;
+	curl_slist_free_all(hc->hdrs);
+	if (hc->h != NULL)
+		curl_easy_cleanup(hc->h);
+	free(hc->body.p);
+	free(hc->reply.p);
+	free(hc->post_url);
+	free(hc->url);
+	free(hc->prefix);
+	free(hc);
+}
+
+static int
+start(const struct conf *c, void **state, struct sink_limits *lim)
+{
+	const struct hec_conf *hf = &c->hec;
+	struct hec *hc = calloc(1, sizeof *hc);
+	struct buf auth = {0};
+	CURL *h;
+
+	if (hc == NULL || (hc->h = h = curl_easy_init()) == NULL ||
+	    (hc->post_url = make_url(hf->url)) == NULL ||
+	    (hc->url = conf_url_redact(hc->post_url)) == NULL ||
+	    (hc->prefix = make_prefix(hf)) == NULL ||
+	    buf_add(&auth, "Authorization: Splunk ", 22) != 0 ||
+	    buf_add(&auth, hf->token, strlen(hf->token)) != 0) {
+		log_errorx("hec: out of memory");
+		goto fail;
 	}
-	buf_add(&auth, "Authorization: Splunk ", 22);
-	buf_add(&auth, cf->hec.token, strlen(cf->hec.token));
-	hdrs = curl_slist_append(hdrs, auth.p);
-	hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+	snprintf(hc->dead_dir, sizeof hc->dead_dir, "%s/dead", c->state_dir);
+	if (hf->insecure)
+		log_warnx("hec: insecure = yes: the TLS certificate of %s is NOT "
+		    "verified", hc->url);
+	hc->hdrs = curl_slist_append(hc->hdrs, auth.p);
+	hc->hdrs = curl_slist_append(hc->hdrs, "Content-Type: application/json");
 	/* The token was copied into the header list; do not keep it around. */
 	memset(auth.p, 0, auth.n);
-	curl_easy_setopt(h, CURLOPT_URL, post_url);
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+	free(auth.p);
+	curl_easy_setopt(h, CURLOPT_URL, hc->post_url);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hc->hdrs);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)cf->hec.timeout_ms);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)cf->hec.timeout_ms);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)hf->timeout_ms);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)hf->timeout_ms);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, &reply);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &hc->reply);
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(h, CURLOPT_HEADERDATA, &retry_after);
+	curl_easy_setopt(h, CURLOPT_HEADERDATA, &hc->retry_after);
 	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
 	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-	if (cf->hec.ca_file != NULL)
-		curl_easy_setopt(h, CURLOPT_CAINFO, cf->hec.ca_file);
-	if (cf->hec.insecure) {
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, hc->errbuf);
+	if (hf->ca_file != NULL)
+		curl_easy_setopt(h, CURLOPT_CAINFO, hf->ca_file);
+	if (hf->insecure) {
 		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
 		curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
 	}
-
-	for (;;) {
-		size_t n = 0;
-		int64_t first_ms = 0;
-		long status = 0;
-		CURLcode rc;
-
-		/* Fill a batch: up to limit events or batch_max_bytes, waiting at
-		 * most flush_interval after the first. */
-		body.n = 0;
-		while (n < limit) {
-			int64_t wait = n == 0 ? 1000 :
-			    first_ms + cf->hec.flush_interval_ms - clock_now_ms();
-			int r = journal_next(reader, &recs[n], wait > 0 ? wait : 0);
-
-			if (r != 1)
-				break;
-			if (skipping && recs[n].pos.seg == skip.seg &&
-			    recs[n].pos.off == skip.off) {
-				/* The dead-lettered one: the events before it go
-				 * first; met again at the head of a batch, it is
-				 * committed past. */
-				if (n > 0)
-					break;
-				journal_commit(reader, recs[0].next);
-				skipping = false;
-				continue;
-			}
-			free(copies[n]);
-			copies[n] = malloc(recs[n].len + 1);
-			if (copies[n] == NULL)
-				break;
-			memcpy(copies[n], recs[n].json, recs[n].len + 1);
-			recs[n].json = copies[n];
-			if (n == 0)
-				first_ms = clock_now_ms();
-			add_envelope(&body, &recs[n]);
-			n++;
-			if (body.n >= (size_t)cf->hec.batch_max_bytes)
-				break;
-		}
-		if (n == 0) {
-			if (is_stopping())
-				break;
-			continue;
-		}
-
-		reply.n = 0;
-		if (reply.p != NULL)
-			reply.p[0] = '\0'; /* no stale text from the last reply */
-		retry_after = -1;
-		errbuf[0] = '\0';
-		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body.p);
-		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body.n);
-		rc = curl_easy_perform(h);
-		if (rc == CURLE_OK)
-			curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-
-		if (rc == CURLE_OK && status >= 200 && status < 300) {
-			journal_commit(reader, recs[n - 1].next);
-			journal_rewind(reader); /* anything read but not sent */
-			if (complained)
-				log_info("hec: delivering again after %u failed attempt(s)",
-				    failures);
-			complained = false;
-			failures = 0;
-			backoff = 0;
-			limit = max_events;
-			continue;
-		}
-		journal_rewind(reader);
-		if (rc == CURLE_OK && (status == 400 || status == 413)) {
-			long bad;
-			bool blamed = blames_event(reply.p, &bad);
-
-			if (status == 413 || blamed) {
-				if ((bad >= 0 && (size_t)bad < n) || n == 1) {
-					bad = bad >= 0 && (size_t)bad < n ? bad : 0;
-					if (dead_letter(&recs[bad], status, reply.p) == 0) {
-						skip = recs[bad].pos;
-						skipping = true;
-						continue;
-					}
-				} else {
-					/* Smaller batches until the culprit is alone. */
-					limit = status == 413 ? (n + 1) / 2 : 1;
-					continue;
-				}
-			}
-		}
-
-		failures++;
-		unlogged++;
-		if (rc == CURLE_ABORTED_BY_CALLBACK)
-			break; /* the shutdown grace ran out */
-		if (last_complaint == 0 ||
-		    clock_now_ms() - last_complaint >= COMPLAIN_EVERY_MS) {
-			since[0] = '\0';
-			if (unlogged > 1)
-				snprintf(since, sizeof since, " (%u failed attempt(s) "
-				    "since the last such line)", unlogged);
-			if (rc == CURLE_OK && (status == 401 || status == 403))
-				log_errorx("hec: %s rejected the token (%ld %s); events are "
-				    "kept and retried%s", url, status,
-				    reply.p ? reply.p : "", since);
-			else if (rc != CURLE_OK)
-				log_warnx("hec: %s: %s; events are kept and retried%s",
-				    url, errbuf[0] ? errbuf : curl_easy_strerror(rc),
-				    since);
-			else
-				log_warnx("hec: %s answered %ld %.200s; events are kept "
-				    "and retried%s", url, status, reply.p ? reply.p : "",
-				    since);
-			last_complaint = clock_now_ms();
-			unlogged = 0;
-			complained = true;
-		}
-		backoff = backoff == 0 ? BACKOFF_MIN_MS :
-		    backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
-		int64_t wait = jitter(backoff);
-		if (retry_after >= 0 && retry_after * 1000 > wait)
-			wait = retry_after * 1000;
-		if (!nap(wait))
-			break;
-	}
-out:
-	for (size_t i = 0; copies != NULL && i < max_events; i++)
-		free(copies[i]);
-	free(copies);
-	free(recs);
-	free(body.p);
-	free(reply.p);
-	free(auth.p);
-	curl_slist_free_all(hdrs);
-	if (h != NULL)
-		curl_easy_cleanup(h);
-	return NULL;
-}
-
-int
-sink_hec_start(const struct conf *c)
-{
-	cf = c;
-	clock_cond_init(&stop_cond);
-	if ((post_url = make_url(c->hec.url)) == NULL ||
-	    (url = conf_url_redact(post_url)) == NULL ||
-	    (prefix = make_prefix(&c->hec)) == NULL) {
-		log_errorx("hec: out of memory");
-		return -1;
-	}
-	snprintf(dead_dir, sizeof dead_dir, "%s/dead", c->state_dir);
-	if (c->hec.insecure)
-		log_warnx("hec: insecure = yes: the TLS certificate of %s is NOT "
-		    "verified", url);
-	if ((reader = journal_reader_open("hec")) == NULL)
-		return -1;
-	if (pthread_create(&thread, NULL, run, NULL) != 0) {
-		log_errorx("hec: cannot start the poster thread");
-		return -1;
-	}
-	log_info("hec: delivering to %s", url);
+	*lim = (struct sink_limits){
+		.max_events = (size_t)hf->batch_max_events,
+		.max_bytes = (size_t)hf->batch_max_bytes,
+		.overhead = strlen(hc->prefix) + ENVELOPE_BYTES,
+		.flush_ms = hf->flush_interval_ms,
+		.retry_min_ms = BACKOFF_MIN_MS,
+		.retry_max_ms = BACKOFF_MAX_MS,
+	};
+	*state = hc;
+	log_info("hec: delivering to %s", hc->url);
 	return 0;
+
+fail:
+	if (auth.p != NULL)
+		memset(auth.p, 0, auth.n);
+	free(auth.p);
+	stop(hc);
+	return -1;
 }
 
-void
-sink_hec_stop(int64_t grace_ms)
-{
-	if (reader == NULL)
-		return;
-	atomic_store(&stop_deadline, clock_now_ms() + grace_ms);
-	pthread_mutex_lock(&lock);
-	stopping = true;
-	pthread_cond_broadcast(&stop_cond);
-	pthread_mutex_unlock(&lock);
-	journal_wake();
-	pthread_join(thread, NULL);
-	journal_reader_close(reader);
-	reader = NULL;
-	free(post_url);
-	free(url);
-	free(prefix);
-	post_url = url = prefix = NULL;
-}
+const struct sink_ops sink_hec_ops = {
+	.name = "hec",
+	.wanted = wanted,
+	.start = start,
+	.deliver = deliver,
+	.reopen = NULL,
+	.stop = stop,
+};

@@ -1,17 +1,10 @@
-/* sink_jsonl.h - the `events` sink: one JSON object per line, read from
- * the journal by its own thread with its own cursor. */
+/* sink_jsonl.h - the `events` sink: one JSON object per line, to a file or
+ * stdout, read from the journal by the sink runner (cursor "events"). */
 #ifndef DEYE_SINK_JSONL_H
 #define DEYE_SINK_JSONL_H
 
-#include <stdbool.h>
-#include <stdint.h>
+#include "sink.h"
 
-/* where: "stdout" or a file path (appended to, created 0640). */
-int sink_jsonl_start(const char *where);
-/* Open the file again by its name, soon (SIGHUP, after a rotation). */
-void sink_jsonl_reopen(void);
-/* Write out everything journalled so far, then stop; false if the output
- * stayed blocked for grace_ms (the thread is then left behind). */
-bool sink_jsonl_stop(int64_t grace_ms);
+extern const struct sink_ops sink_jsonl_ops;
 
 #endif
