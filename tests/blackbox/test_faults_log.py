@@ -197,7 +197,10 @@ class EventsFile(JournalTest):
                     time.sleep(0.01)
                 self.kill(d)
             finally:
-                s.shutdown(socket.SHUT_RDWR)
+                try:  # the kill may have reset it already
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
                 drain.join()
                 s.close()
         d = self.run_daemon()
