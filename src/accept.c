@@ -28,14 +28,13 @@
 #include "relay.h"
 
 /* The reasons a connection is refused at accept, each rate-limited. */
-enum refusal { REFUSE_ALLOW, REFUSE_LIMIT, REFUSE_PEER, REFUSE_RESOURCES,
-	REFUSALS };
+#define REFUSALS RELAY_REFUSED_LOOP /* the relay's own, after these */
 
 static const char *const refusal_text[REFUSALS] = {
-	"not in allow",
-	"max_connections reached",
-	"max_connections_per_peer reached",
-	"out of resources",
+	[RELAY_REFUSED_ALLOW] = "not in allow",
+	[RELAY_REFUSED_LIMIT] = "max_connections reached",
+	[RELAY_REFUSED_PEER_LIMIT] = "max_connections_per_peer reached",
+	[RELAY_REFUSED_RESOURCES] = "out of resources",
 };
 
 struct listener {
@@ -45,6 +44,7 @@ struct listener {
 	pthread_t thread;
 	bool started;
 	struct ratelimit rl[REFUSALS], rl_error;
+	struct relay_stats stats;
 };
 
 static struct listener *ls;
@@ -124,12 +124,13 @@ listener_is_self(const struct sockaddr *sa)
 
 /* Log a refusal of peer ss, or count it when one was logged this second. */
 static void
-refused(struct listener *l, enum refusal why, const struct sockaddr *ss,
+refused(struct listener *l, enum relay_refusal why, const struct sockaddr *ss,
     int e)
 {
 	char a[ADDR_STR_MAX], more[48] = "";
 	unsigned skipped;
 
+	relay_stats_add(&l->stats.refused[why], 1);
 	if (!ratelimit_pass(&l->rl[why], &skipped))
 		return;
 	addr_format(ss, a, sizeof a);
@@ -188,20 +189,20 @@ accept_one(struct listener *l)
 	}
 	if (!allow_match(allow, (struct sockaddr *)&ss)) {
 		close(fd);
-		refused(l, REFUSE_ALLOW, (struct sockaddr *)&ss, 0);
+		refused(l, RELAY_REFUSED_ALLOW, (struct sockaddr *)&ss, 0);
 		return;
 	}
-	switch (relay_start(l->lc, fd, (struct sockaddr *)&ss)) {
+	switch (relay_start(l->lc, fd, (struct sockaddr *)&ss, &l->stats)) {
 	case RELAY_STARTED:
 		break;
 	case RELAY_FULL:
-		refused(l, REFUSE_LIMIT, (struct sockaddr *)&ss, 0);
+		refused(l, RELAY_REFUSED_LIMIT, (struct sockaddr *)&ss, 0);
 		break;
 	case RELAY_PEER_FULL:
-		refused(l, REFUSE_PEER, (struct sockaddr *)&ss, 0);
+		refused(l, RELAY_REFUSED_PEER_LIMIT, (struct sockaddr *)&ss, 0);
 		break;
 	case RELAY_NO_RESOURCES:
-		refused(l, REFUSE_RESOURCES, (struct sockaddr *)&ss, errno);
+		refused(l, RELAY_REFUSED_RESOURCES, (struct sockaddr *)&ss, errno);
 		break;
 	}
 }
@@ -262,6 +263,16 @@ listeners_stop(void)
 			close(ls[i].fd);
 		ls[i].fd = -1;
 	}
+}
+
+bool
+listener_stats(size_t i, const char **name, struct relay_counts *out)
+{
+	if (i >= nls)
+		return false;
+	*name = ls[i].lc->name;
+	relay_stats_read(&ls[i].stats, out);
+	return true;
 }
 
 void

@@ -17,6 +17,7 @@
 
 #include "addr.h"
 #include "conf.h"
+#include "relay.h"
 
 enum dir { DIR_UP, DIR_DOWN }; /* up: logger to cloud */
 
@@ -25,6 +26,7 @@ struct tap;
 struct conn {
 	uint64_t id;
 	const struct listener_conf *lc;
+	struct relay_stats *stats; /* the listener's, outlives us */
 	int fd[2];                /* [DIR_UP] = client, [DIR_DOWN] = upstream */
 	struct sockaddr_storage peer_addr; /* for max_connections_per_peer */
 	char peer[ADDR_STR_MAX];  /* the logger */

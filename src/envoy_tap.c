@@ -23,9 +23,9 @@
  * chunk, the stream's max_body is lowered to what it already holds, so the
  * body in progress, or the next one, is skipped by the parser: relayed,
  * not captured, counted and logged at most once a second.
+ *
+ * The totals for the stats hook are added when a connection closes.
  */
-#include "envoy_tap.h"
-
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -45,6 +45,7 @@
 #include "http.h"
 #include "log.h"
 #include "outbox.h"
+#include "proto.h"
 #include "ratelimit.h"
 #include "spool.h"
 #include "worker.h"
@@ -66,6 +67,13 @@ struct envoy_tap;
 
 /* Bytes of body buffers reserved by every Envoy stream. */
 static atomic_size_t budget_used;
+/* Totals of every closed connection, by direction (0 requests, 1
+ * responses). */
+static struct {
+	atomic_uint_fast64_t messages[2];
+	atomic_uint_fast64_t malformed[HTTP_ERRORS];
+	atomic_uint_fast64_t skipped[2], over_budget[2], lost[2];
+} totals;
 static struct ratelimit rl_budget = RATELIMIT_INITIALIZER;
 
 struct envoy_dir {
@@ -573,17 +581,17 @@ on_error(void *arg, enum http_error why)
 	    http_error_name(why), d->s.error_at);
 }
 
-struct envoy_tap *
-envoy_tap_open(const struct listener_conf *lc, uint64_t conn_id,
-    const char *peer)
+static void *
+envoy_open(const struct proto_conn *pc)
 {
+	const struct listener_conf *lc = pc->lc;
 	struct envoy_tap *e = calloc(1, sizeof *e);
 
 	if (e == NULL)
 		return NULL;
 	e->lc = lc;
-	e->conn_id = conn_id;
-	snprintf(e->peer, sizeof e->peer, "%s", peer);
+	e->conn_id = pc->conn_id;
+	snprintf(e->peer, sizeof e->peer, "%s", pc->peer);
 	pthread_mutex_init(&e->lock, NULL);
 	for (int i = 0; i < 2; i++) {
 		e->d[i].e = e;
@@ -593,12 +601,15 @@ envoy_tap_open(const struct listener_conf *lc, uint64_t conn_id,
 	return e;
 }
 
-void
-envoy_tap_feed(struct envoy_tap *e, int dir, const uint8_t *buf, size_t n)
+/* The Envoy is never answered locally: answer is of no use here. */
+static void
+envoy_feed(void *p, int dir, const uint8_t *buf, size_t n, bool answer)
 {
+	struct envoy_tap *e = p;
 	struct envoy_dir *d = &e->d[dir];
 	struct http_handler h = {on_head, on_message, on_error, d};
 
+	(void)answer;
 	if (d->nfirst < FIRST_BYTES && d->s.state != HTTP_DONE) {
 		size_t k = FIRST_BYTES - d->nfirst < n ? FIRST_BYTES - d->nfirst : n;
 		memcpy(d->first + d->nfirst, buf, k);
@@ -609,18 +620,30 @@ envoy_tap_feed(struct envoy_tap *e, int dir, const uint8_t *buf, size_t n)
 	budget_settle(d);
 }
 
-void
-envoy_tap_close(struct envoy_tap *e)
+static void
+count(atomic_uint_fast64_t *c, uint64_t n)
 {
-	if (e == NULL)
-		return;
+	atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+static void
+envoy_close(void *p)
+{
+	struct envoy_tap *e = p;
+
 	for (int i = 0; i < 2; i++) {
 		struct http_handler h = {on_head, on_message, on_error, &e->d[i]};
 		uint64_t errors = 0;
 
 		http_stream_finish(&e->d[i].s, &h);
-		for (int k = 0; k < HTTP_ERRORS; k++)
+		for (int k = 0; k < HTTP_ERRORS; k++) {
 			errors += e->d[i].s.errors[k];
+			count(&totals.malformed[k], e->d[i].s.errors[k]);
+		}
+		count(&totals.messages[i], e->d[i].s.messages);
+		count(&totals.skipped[i], e->skipped[i]);
+		count(&totals.over_budget[i], e->over_budget[i]);
+		count(&totals.lost[i], e->lost[i]);
 		if (errors > 0 || e->skipped[i] > 0 || e->lost[i] > 0 ||
 		    e->over_budget[i] > 0)
 			log_info("conn %" PRIu64 " [%s] %s: %" PRIu64 " HTTP "
@@ -640,3 +663,34 @@ envoy_tap_close(struct envoy_tap *e)
 	pthread_mutex_destroy(&e->lock);
 	free(e);
 }
+
+static void
+envoy_stats(proto_stat_fn *fn, void *arg)
+{
+	static const char *const side[2] = {"requests", "responses"};
+	char name[48];
+
+	for (int i = 0; i < 2; i++) {
+		snprintf(name, sizeof name, "messages.%s", side[i]);
+		fn(arg, name, atomic_load(&totals.messages[i]));
+		snprintf(name, sizeof name, "over_max_body.%s", side[i]);
+		fn(arg, name, atomic_load(&totals.skipped[i]));
+		snprintf(name, sizeof name, "over_budget.%s", side[i]);
+		fn(arg, name, atomic_load(&totals.over_budget[i]));
+		snprintf(name, sizeof name, "lost.%s", side[i]);
+		fn(arg, name, atomic_load(&totals.lost[i]));
+	}
+	for (int k = 0; k < HTTP_ERRORS; k++) {
+		snprintf(name, sizeof name, "rejected.%s",
+		    http_error_name((enum http_error)k));
+		fn(arg, name, atomic_load(&totals.malformed[k]));
+	}
+}
+
+const struct proto_ops proto_envoy = {
+	.name = "envoy",
+	.open = envoy_open,
+	.feed = envoy_feed,
+	.close = envoy_close,
+	.stats = envoy_stats,
+};

@@ -31,6 +31,7 @@
 #include "journal.h"
 #include "log.h"
 #include "outbox.h"
+#include "proto.h"
 #include "relay.h"
 #include "sink.h"
 #include "worker.h"
@@ -226,7 +227,7 @@ warn_limits(const struct conf *c)
 		bool local = lc->upstream.none ||
 		    lc->on_upstream_failure == ON_FAILURE_ANSWER;
 
-		if (local && lc->protocol != PROTO_SOLARMAN)
+		if (local && proto_get(lc->protocol)->replies == NULL)
 			log_warnx("[%s] protocol %s cannot answer clients locally: "
 			    "without an upstream they are read but not answered",
 			    lc->name, conf_proto_name(lc->protocol));
@@ -349,9 +350,11 @@ main(int argc, char **argv)
 	if (sinks_start(c, err, sizeof err) != 0)
 		fatalx(1, "%s", err);
 	journal_start_deleting();
+	proto_register_builders();
 	if (outbox_start(c->state_dir) != 0 || worker_start(c->state_dir) != 0)
 		return 1;
-	relay_init(c->max_connections, c->max_connections_per_peer);
+	relay_init(c->max_connections, c->max_connections_per_peer,
+	    listener_is_self);
 	if (listeners_start() != 0) {
 		listeners_stop();
 		relay_shutdown(SHUTDOWN_MS);

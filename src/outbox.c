@@ -13,10 +13,12 @@
  * the event is dropped and counted, so neither the disk nor a sink can
  * ever stall a relay.  The writer reads what is queued outside the lock
  * (producers only write past head), serialises each event, appends it to
- * the journal and then moves the tail.  A pump hands over a Solarman frame
+ * the journal and then moves the tail.  A pump hands over a protocol's frame
  * as bytes with its id already given (so that an event journaled again
- * after a kill keeps its id): building its JSON is the writer's work, so
- * the relay pays only for a copy.  Slow work (the Envoy's inflate, XML and
+ * after a kill keeps its id) and the number of the builder that makes its
+ * event: building the JSON is the writer's work, so the relay pays only
+ * for a copy.  The builders are registered by the protocols before the
+ * start; the outbox knows none of them.  Slow work (the Envoy's inflate, XML and
  * spool files) is not the writer's: it runs on worker.c's thread and puts
  * its events here like a pump.  The writer also wakes up when the
  * journal's next fsync is due.
@@ -39,7 +41,6 @@
 #include "log.h"
 #include "journal.h"
 #include "outbox_ring.h"
-#include "solarman_event.h"
 
 #define WRITER_BATCH 256
 #define HOLD_MS 200 /* retry of an append the disk refused */
@@ -47,7 +48,8 @@
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake, stop_cond;
 static struct ring ring;
-static uint64_t dropped, dropped_logged;
+static uint64_t dropped, dropped_logged, queued, journaled, unbuilt;
+static outbox_build_fn *builders[OUTBOX_BUILDERS];
 static bool stopping, running;
 static pthread_t writer;
 static uint8_t scratch[RING_RECORD_MAX]; /* the writer's */
@@ -57,10 +59,12 @@ static void
 enqueue(const struct ring_rec *rec)
 {
 	pthread_mutex_lock(&lock);
-	if (running && ring_put(&ring, rec))
+	if (running && ring_put(&ring, rec)) {
+		queued++;
 		pthread_cond_signal(&wake);
-	else
+	} else {
 		dropped++;
+	}
 	pthread_mutex_unlock(&lock);
 }
 
@@ -87,12 +91,21 @@ outbox_put(json_t *ev, int64_t time_ms)
 }
 
 void
-outbox_put_frame(const uint8_t *frame, size_t len, const struct event_meta *m)
+outbox_register(unsigned id, outbox_build_fn *build)
+{
+	if (id < OUTBOX_BUILDERS)
+		builders[id] = build;
+}
+
+void
+outbox_put_bytes(unsigned builder, const uint8_t *body, size_t len,
+    const struct event_meta *m)
 {
 	struct event_meta id;
-	struct ring_rec rec = {.kind = RING_FRAME, .dir = m->direction,
-	    .conn_id = m->conn_id, .time_ms = m->received_ms,
-	    .listener = m->listener, .peer = m->peer, .body = frame, .len = len};
+	struct ring_rec rec = {.kind = RING_BYTES, .builder = builder,
+	    .dir = m->direction, .conn_id = m->conn_id,
+	    .time_ms = m->received_ms, .listener = m->listener, .peer = m->peer,
+	    .body = body, .len = len};
 
 	/* A flood: drop before paying for an id and a checksum. */
 	pthread_mutex_lock(&lock);
@@ -150,11 +163,17 @@ record_journal(const struct ring_rec *rec)
 	m.peer = rec->peer ? rec->peer : "-";
 	m.direction = rec->dir;
 	m.received_ms = rec->time_ms;
-	ev = solarman_event(rec->body, rec->len, &m, &time_ms); /* sets it */
+	time_ms = rec->time_ms;
+	ev = rec->builder < OUTBOX_BUILDERS && builders[rec->builder] ?
+	    builders[rec->builder](rec->body, rec->len, &m, &time_ms) : NULL;
 	s = ev ? json_dumps(ev, JSON_COMPACT | JSON_REAL_PRECISION(12)) : NULL;
 	json_decref(ev);
 	if (s == NULL) {
-		log_warnx("events: cannot make an event");
+		log_warnx("events: cannot make an event (builder %u)",
+		    rec->builder);
+		pthread_mutex_lock(&lock);
+		unbuilt++;
+		pthread_mutex_unlock(&lock);
 		return 0;
 	}
 	r = append_held(time_ms, s, strlen(s));
@@ -210,6 +229,7 @@ writer_run(void *arg)
 		}
 		pthread_mutex_lock(&lock);
 		ring_commit(&ring, pos, seq);
+		journaled += n;
 		pthread_mutex_unlock(&lock);
 		due = journal_publish();
 		if (held) {
@@ -290,6 +310,17 @@ outbox_start(const char *state_dir)
 		return -1;
 	}
 	return 0;
+}
+
+void
+outbox_stats(struct outbox_stats *st)
+{
+	pthread_mutex_lock(&lock);
+	st->queued = queued;
+	st->dropped = dropped;
+	st->journaled = journaled;
+	st->unbuilt = unbuilt;
+	pthread_mutex_unlock(&lock);
 }
 
 void

@@ -7,9 +7,11 @@
  *	        u64 head_seq | u64 tail_seq
  *	record: u32 length (all of it) | u32 crc32 of the rest | u64 seq |
  *	        u64 conn_id | i64 time (ms) | u8 kind | u8 dir |
- *	        u16 listener length | u16 peer length | u16 0 | id[40] |
+ *	        u16 listener length | u16 peer length | u16 builder | id[40] |
  *	        listener NUL | peer NUL | body
  *
+ * builder numbers the outbox's event builder of a BYTES record (a protocol's
+ * number; 0, Solarman's, in files of older versions, where it was a zero).
  * head and tail count bytes since the file was made (a record starts at
  * head % size and may wrap); seq numbers the records.  Native byte order:
  * the file never leaves this host.  A producer writes the whole record
@@ -57,7 +59,7 @@ struct rec_hdr {
 	uint64_t conn_id;
 	int64_t time_ms;
 	uint8_t kind, dir;
-	uint16_t listener_len, peer_len, zero;
+	uint16_t listener_len, peer_len, builder;
 	char id[EVENT_ID_MAX];
 };
 
@@ -235,6 +237,7 @@ ring_put(struct ring *r, const struct ring_rec *rec)
 	rh.dir = (uint8_t)rec->dir;
 	rh.listener_len = (uint16_t)ll;
 	rh.peer_len = (uint16_t)pl;
+	rh.builder = (uint16_t)rec->builder;
 	memcpy(rh.id, rec->id, sizeof rh.id);
 	/* Not crc32() of a NULL: that is zlib's "start again". */
 	crc = crc32(0, (const Bytef *)&rh + CRC_SKIP, sizeof rh - CRC_SKIP);
@@ -306,6 +309,7 @@ ring_read(const struct ring *r, uint64_t pos, uint64_t end, uint64_t seq,
 	    rh.kind < RING_EVENT || rh.kind > RING_JOB)
 		return 0;
 	rec->kind = (enum ring_kind)rh.kind;
+	rec->builder = rh.builder;
 	rec->dir = rh.dir;
 	rec->conn_id = rh.conn_id;
 	rec->time_ms = rh.time_ms;

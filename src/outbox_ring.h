@@ -24,19 +24,21 @@
 
 enum ring_kind {
 	RING_EVENT = 1, /* body: the event's JSON */
-	RING_FRAME,     /* body: a Solarman frame; its event is made later */
+	RING_BYTES,     /* body: a protocol's frame; its event is made later,
+			 * by the outbox builder numbered builder */
 	RING_JOB        /* no body: an in-memory job's place in the queue */
 };
 
 /* A record as put, or as read back (then its pointers are into scratch). */
 struct ring_rec {
 	enum ring_kind kind;
+	unsigned builder;         /* BYTES */
 	int dir;
 	uint64_t conn_id;
-	int64_t time_ms;          /* EVENT: the record time; FRAME: received */
-	char id[EVENT_ID_MAX];    /* FRAME: the event's id, given at put */
-	const char *listener;     /* FRAME */
-	const char *peer;         /* FRAME */
+	int64_t time_ms;          /* EVENT: the record time; BYTES: received */
+	char id[EVENT_ID_MAX];    /* BYTES: the event's id, given at put */
+	const char *listener;     /* BYTES */
+	const char *peer;         /* BYTES */
 	const uint8_t *body;
 	size_t len;
 };

@@ -20,6 +20,11 @@
  * answered locally (the logger would believe the cloud had its data), and
  * is logged at most once a second with a count.
  *
+ * The relay knows no decoder, journal or sink: the bytes go to the tap
+ * (tap.h), and so does the summary of an ended connection, which becomes
+ * its "connection" event there.  Whether an upstream address is our own
+ * listener is asked of the callback given to relay_init().
+ *
  * After a burst of connections the heap is left in pieces the allocator
  * does not give back by itself; relay_reap() trims it once the burst is
  * over, outside every relay thread.
@@ -36,13 +41,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "accept.h"
 #include "clock.h"
 #include "conn.h"
-#include "event.h"
 #include "log.h"
 #include "net.h"
-#include "outbox.h"
 #include "ratelimit.h"
 #include "tap.h"
 
@@ -65,13 +67,46 @@ static long ended_since_trim; /* under lock */
 static atomic_bool stopping;
 static atomic_uint_fast64_t next_id = 1;
 static struct ratelimit rl_resources = RATELIMIT_INITIALIZER;
+static bool (*listener_is_self)(const struct sockaddr *);
+/* Set by refuse_self() on the controller that asks. */
+static _Thread_local bool refused_self;
 
 void
-relay_init(long max_connections, long max_per_peer)
+relay_init(long max_connections, long max_per_peer,
+    bool (*is_self)(const struct sockaddr *sa))
 {
 	max_live = max_connections;
 	max_peer = max_per_peer;
+	listener_is_self = is_self;
 	clock_cond_init(&ended);
+}
+
+void
+relay_stats_add(atomic_uint_fast64_t *c, uint64_t n)
+{
+	atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+void
+relay_stats_read(const struct relay_stats *s, struct relay_counts *out)
+{
+	out->accepted = atomic_load(&s->accepted);
+	for (int i = 0; i < RELAY_REFUSALS; i++)
+		out->refused[i] = atomic_load(&s->refused[i]);
+	out->active = atomic_load(&s->active);
+	out->connect_failed = atomic_load(&s->connect_failed);
+	out->bytes[0] = atomic_load(&s->bytes[0]);
+	out->bytes[1] = atomic_load(&s->bytes[1]);
+}
+
+/* net_connect()'s refusal of our own listeners, noted for the counts. */
+static bool
+refuse_self(const struct sockaddr *sa)
+{
+	if (listener_is_self == NULL || !listener_is_self(sa))
+		return false;
+	refused_self = true;
+	return true;
 }
 
 bool
@@ -160,8 +195,9 @@ connect_upstream(struct conn *c)
 	enum net_fault fault;
 	int fd;
 
+	refused_self = false;
 	fd = net_connect(lc->upstream.host, lc->upstream.port,
-	    lc->connect_timeout_ms, &stopping, listener_is_self, &peer,
+	    lc->connect_timeout_ms, &stopping, refuse_self, &peer,
 	    &fault, err, sizeof err);
 	if (fd < 0) {
 		if (relay_stopping()) {
@@ -170,6 +206,9 @@ connect_upstream(struct conn *c)
 			conn_out_of_resources(c, err, 0);
 			return false;
 		} else {
+			relay_stats_add(fault == NET_FAULT_UPSTREAM && refused_self ?
+			    &c->stats->refused[RELAY_REFUSED_LOOP] :
+			    &c->stats->connect_failed, 1);
 			conn_end(c, "upstream", fault == NET_FAULT_TIMEOUT ?
 			    "connect-timeout" : "connect-failed");
 			log_warnx("conn %" PRIu64 " [%s]: upstream %s:%u: %s", c->id,
@@ -221,25 +260,20 @@ run_pumps(struct conn *c)
 		pthread_join(t[i], NULL);
 }
 
-/* The connection's summary as an event, for every protocol. */
+/* How the connection went, for the tap's "connection" event and the
+ * listener's counts. */
 static void
-connection_event(const struct conn *c, double secs)
+connection_ended(const struct conn *c, double secs)
 {
-	struct event_meta m = {.listener = c->lc->name, .conn_id = c->id,
-	    .peer = c->peer, .direction = DIR_UP, .received_ms = clock_wall_ms()};
-	json_t *ev;
+	struct tap_summary s = {.listener = c->lc->name, .conn_id = c->id,
+	    .peer = c->peer, .upstream = c->upstream[0] ? c->upstream : "-",
+	    .secs = secs, .bytes = {atomic_load(&c->bytes[DIR_UP]),
+	    atomic_load(&c->bytes[DIR_DOWN])},
+	    .end = c->end[0] ? c->end : "relay:unknown"};
 
-	event_id_new(&m);
-	if ((ev = event_new("connection", &m)) == NULL)
-		return;
-	json_object_set_new(ev, "conn.upstream",
-	    json_string(c->upstream[0] ? c->upstream : "-"));
-	json_object_set_new(ev, "conn.duration_s", json_real(secs));
-	json_object_set_new(ev, "conn.bytes_up", json_integer((json_int_t)atomic_load(&c->bytes[DIR_UP])));
-	json_object_set_new(ev, "conn.bytes_down",
-	    json_integer((json_int_t)atomic_load(&c->bytes[DIR_DOWN])));
-	json_object_set_new(ev, "conn.end", json_string(c->end[0] ? c->end : "relay:unknown"));
-	outbox_put(ev, m.received_ms);
+	relay_stats_add(&c->stats->bytes[DIR_UP], s.bytes[DIR_UP]);
+	relay_stats_add(&c->stats->bytes[DIR_DOWN], s.bytes[DIR_DOWN]);
+	tap_ended(&s);
 }
 
 static void *
@@ -284,9 +318,10 @@ controller_run(void *arg)
 	    c->end[0] ? c->end : "relay:unknown",
 	    atomic_load(&c->local) ? " answered=locally" : "");
 
-	connection_event(c, secs);
+	connection_ended(c, secs);
 
 	pthread_mutex_lock(&lock);
+	atomic_fetch_sub_explicit(&c->stats->active, 1, memory_order_relaxed);
 	/* Counted live until here, so shutdown waits for the log line too. */
 	c->next = done;
 	done = c;
@@ -310,7 +345,8 @@ peer_count(const struct sockaddr *peer)
 }
 
 enum relay_start
-relay_start(const struct listener_conf *lc, int fd, const struct sockaddr *peer)
+relay_start(const struct listener_conf *lc, int fd, const struct sockaddr *peer,
+    struct relay_stats *st)
 {
 	enum relay_start res = RELAY_STARTED;
 	struct conn *c;
@@ -323,6 +359,7 @@ relay_start(const struct listener_conf *lc, int fd, const struct sockaddr *peer)
 		return RELAY_NO_RESOURCES;
 	}
 	c->lc = lc;
+	c->stats = st;
 	c->fd[DIR_UP] = fd;
 	c->fd[DIR_DOWN] = -1;
 	c->start_ms = clock_now_ms();
@@ -353,6 +390,9 @@ relay_start(const struct listener_conf *lc, int fd, const struct sockaddr *peer)
 			live = c->next;
 			nlive--;
 			res = RELAY_NO_RESOURCES;
+		} else {
+			relay_stats_add(&st->accepted, 1);
+			relay_stats_add(&st->active, 1);
 		}
 	}
 	pthread_mutex_unlock(&lock);

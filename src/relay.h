@@ -5,12 +5,50 @@
 #ifndef DEYE_RELAY_H
 #define DEYE_RELAY_H
 
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
 #include "conf.h"
 
-void relay_init(long max_connections, long max_per_peer);
+/*
+ * is_self: whether an upstream address would reach one of our own
+ * listeners (accept.c's listener_is_self); such an upstream is refused.
+ */
+void relay_init(long max_connections, long max_per_peer,
+    bool (*is_self)(const struct sockaddr *sa));
+
+/* Why a connection was closed without being relayed. */
+enum relay_refusal {
+	RELAY_REFUSED_ALLOW,      /* its peer is not in allow */
+	RELAY_REFUSED_LIMIT,      /* max_connections */
+	RELAY_REFUSED_PEER_LIMIT, /* max_connections_per_peer */
+	RELAY_REFUSED_RESOURCES,  /* no thread or memory for it */
+	RELAY_REFUSED_LOOP,       /* its upstream is one of our listeners
+				   * (counted after it was accepted) */
+	RELAY_REFUSALS
+};
+
+/*
+ * One listener's counters since start, kept by its owner (accept.c) and
+ * added to by the relay's threads: relaxed atomics, read with
+ * relay_stats_read().  bytes are added when a connection ends.
+ */
+struct relay_stats {
+	atomic_uint_fast64_t accepted;   /* taken by relay_start() */
+	atomic_uint_fast64_t refused[RELAY_REFUSALS];
+	atomic_uint_fast64_t active;
+	atomic_uint_fast64_t connect_failed; /* upstream refused, timed out */
+	atomic_uint_fast64_t bytes[2];   /* up, down */
+};
+
+struct relay_counts {
+	uint64_t accepted, refused[RELAY_REFUSALS], active, connect_failed;
+	uint64_t bytes[2];
+};
+void relay_stats_read(const struct relay_stats *s, struct relay_counts *out);
+void relay_stats_add(atomic_uint_fast64_t *c, uint64_t n);
 
 /* What became of an accepted connection. */
 enum relay_start {
@@ -22,10 +60,11 @@ enum relay_start {
 
 /*
  * Relay an accepted connection; fd is the relay's from now on, closed at
- * once unless RELAY_STARTED.
+ * once unless RELAY_STARTED.  The connection's counts go to st (which
+ * outlives it), refusals excepted: they are the caller's to count.
  */
 enum relay_start relay_start(const struct listener_conf *lc, int fd,
-    const struct sockaddr *peer);
+    const struct sockaddr *peer, struct relay_stats *st);
 /*
  * Join the controllers of ended connections; log the count of resource
  * failures held back by the rate limit; give memory back to the system

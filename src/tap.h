@@ -1,5 +1,6 @@
 /*
- * tap.h - what a listener does with the bytes its pumps relay.
+ * tap.h - what a listener does with the bytes its pumps relay: the relay's
+ * one door to the protocols (proto.h), capture and the events.
  *
  * The pump of each direction calls tap_feed() with every chunk it is about
  * to forward (so a frame's event is queued before the frame leaves), and
@@ -38,9 +39,23 @@ void tap_capture(struct tap *t, int dir, const uint8_t *buf, size_t n);
  * to the logger; then tap_replies_sent(). */
 size_t tap_replies(struct tap *t, const uint8_t **p);
 void tap_replies_sent(struct tap *t);
-/* Whether the stream turned out not to be Solarman V5 (TLS, say). */
+/* Whether the stream turned out not to be the listener's protocol (TLS,
+ * say): then it cannot be answered locally. */
 bool tap_undecodable(const struct tap *t);
 /* After both pumps ended: decode what is still held, log a summary. */
 void tap_close(struct tap *t);
+
+/* How a connection went, for its "connection" event (any protocol, and
+ * when tap_open() gave NULL too).  The strings are borrowed. */
+struct tap_summary {
+	const char *listener;
+	uint64_t conn_id;
+	const char *peer;
+	const char *upstream;     /* "-" when none */
+	double secs;
+	uint64_t bytes[2];        /* up, down */
+	const char *end;          /* "client:eof" */
+};
+void tap_ended(const struct tap_summary *s);
 
 #endif

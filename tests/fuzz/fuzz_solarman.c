@@ -34,7 +34,7 @@
 #include "solarman.h"
 #include "solarman_event.h"
 
-#define UNDECODABLE_HEAD 64 /* as in tap.c */
+#define UNDECODABLE_HEAD 64 /* as in solarman_tap.c */
 
 /* What one pass over the stream delivered, in order. */
 struct record {

@@ -59,7 +59,8 @@ make_rec(struct ring_rec *rec, uint8_t *body, size_t len, unsigned i)
 	rec->time_ms = 1700000000000LL + i;
 	for (size_t k = 0; k < len; k++)
 		body[k] = (uint8_t)(i + k);
-	if (rec->kind == RING_FRAME) {
+	if (rec->kind == RING_BYTES) {
+		rec->builder = i % 5;
 		snprintf(rec->id, sizeof rec->id, "0123456789abcdef-%u", i);
 		rec->listener = "deye";
 		rec->peer = "127.0.0.1:4242";
@@ -78,6 +79,7 @@ check_rec(const struct ring_rec *got, unsigned i, size_t len)
 
 	make_rec(&want, body, len, i);
 	ck_assert_int_eq(got->kind, want.kind);
+	ck_assert_uint_eq(got->builder, want.builder);
 	ck_assert_int_eq(got->dir, want.dir);
 	ck_assert_uint_eq(got->conn_id, want.conn_id);
 	ck_assert_int_eq(got->time_ms, want.time_ms);
