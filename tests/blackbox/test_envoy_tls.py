@@ -288,7 +288,10 @@ class TestEnvoyBehindStunnel(StunnelTest):
         return sorted(os.listdir(self.spool)) if os.path.isdir(self.spool) else []
 
     def wait_spool(self):
-        names = wait_for(lambda: len(self.spool_files()) >= 3
+        # Three files in place, and no hidden temporary still being written
+        # (the Envoy worker writes each under a temporary name first).
+        names = wait_for(lambda: len(self.spool_files()) >= 3 and
+                         not any(n.startswith(".") for n in self.spool_files())
                          and self.spool_files(), 5)
         self.assertTrue(names, "spool files: %s\n%s" % (
             self.spool_files(), self.d.log()))
