@@ -1,8 +1,9 @@
 """The layering rules of the source, checked from its #include lines
 (transitively): the relay core knows no decoder, journal, outbox, event or
 sink; the outbox and journal know no protocol; the pure decoders use no
-threads, sockets, log, journal, outbox or sink; relay.c and accept.c do not
-include each other both ways.  Not a run of the binary, but it guards the
+threads, sockets, log, journal, outbox or sink; a sink knows no protocol
+and no other sink; relay.c and accept.c do not include each other both
+ways.  Not a run of the binary, but it guards the
 shape the black-box tests rely on, and it runs in milliseconds."""
 import glob
 import os
@@ -73,3 +74,9 @@ class TestLayers(unittest.TestCase):
 
     def test_relay_and_accept_do_not_include_each_other(self):
         self.assertNotIn("accept.h", closure(self.inc, "relay.c"))
+
+    def test_a_sink_knows_no_protocol_and_no_other_sink(self):
+        for sink in ("sink_hec", "sink_jsonl"):
+            others = {s + ".h" for s in ("sink_hec", "sink_jsonl")} - {
+                sink + ".h"}
+            self.assert_none([sink + ".c", sink + ".h"], PROTOCOLS | others)
