@@ -19,7 +19,10 @@
  * The buffer is mapped, not malloc()ed: thousands of 64 KiB buffers freed
  * in a different order than they were taken leave the heap in pieces that
  * the allocator keeps (RSS ratcheted by 150 MB over a dozen bursts); a
- * mapping goes back to the system the moment the pump ends.
+ * mapping goes back to the system when the pump ends.  The last few are
+ * kept for the next pumps (at most SPARE_BUFS, 1 MiB): a map and an unmap
+ * per pump, with the TLB shootdowns an unmap costs in a threaded process,
+ * were a good part of a short connection's cost.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -35,6 +38,40 @@
 #include "tap.h"
 
 #define PUMP_BUF (64 * 1024)
+#define SPARE_BUFS 16
+
+static pthread_mutex_t spare_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint8_t *spare[SPARE_BUFS];
+static size_t nspare;
+
+static uint8_t *
+buf_get(void)
+{
+	uint8_t *b = NULL;
+
+	pthread_mutex_lock(&spare_lock);
+	if (nspare > 0)
+		b = spare[--nspare];
+	pthread_mutex_unlock(&spare_lock);
+	if (b != NULL)
+		return b;
+	b = mmap(NULL, PUMP_BUF, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	return b == MAP_FAILED ? NULL : b;
+}
+
+static void
+buf_put(uint8_t *b)
+{
+	pthread_mutex_lock(&spare_lock);
+	if (nspare < SPARE_BUFS) {
+		spare[nspare++] = b;
+		b = NULL;
+	}
+	pthread_mutex_unlock(&spare_lock);
+	if (b != NULL)
+		(void)munmap(b, PUMP_BUF);
+}
 
 static const char *const side_name[2] = {"client", "upstream"};
 
@@ -171,11 +208,10 @@ pump_run(void *arg)
 	struct pump *p = arg;
 	struct conn *c = p->c;
 	int from = c->fd[p->dir], to = c->fd[!p->dir];
-	uint8_t *buf = mmap(NULL, PUMP_BUF, PROT_READ | PROT_WRITE,
-	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint8_t *buf = buf_get();
 	bool eof = false;
 
-	if (buf == MAP_FAILED) {
+	if (buf == NULL) {
 		conn_out_of_resources(c, "no memory for a pump buffer", errno);
 		conn_abort(c);
 		pump_finish(c, p->dir);
@@ -219,7 +255,7 @@ pump_run(void *arg)
 		conn_abort(c);
 		break;
 	}
-	(void)munmap(buf, PUMP_BUF);
+	buf_put(buf);
 	pump_finish(c, p->dir);
 	if (eof)
 		await_other_half(c, p->dir);

@@ -64,6 +64,7 @@ static pthread_cond_t ended;
 static struct conn *live, *done;
 static long nlive, max_live = 1, max_peer = 1;
 static long ended_since_trim; /* under lock */
+static int64_t last_trim_ms;   /* under lock */
 static atomic_bool stopping;
 static atomic_uint_fast64_t next_id = 1;
 static struct ratelimit rl_resources = RATELIMIT_INITIALIZER;
@@ -412,15 +413,24 @@ relay_reap(void)
 	struct conn *list;
 	unsigned skipped;
 	bool trim;
+	int64_t now;
 
 	pthread_mutex_lock(&lock);
 	list = done;
 	done = NULL;
-	/* A burst ended: as many ended as are left, or all of them did. */
-	trim = ended_since_trim > 0 && (nlive == 0 ||
-	    (ended_since_trim >= TRIM_AFTER && ended_since_trim >= nlive));
-	if (trim)
+	/*
+	 * A burst ended: at least TRIM_AFTER ended and as many as are left,
+	 * or all of them (then not within a second of the last trim).
+	 * malloc_trim walks the whole heap: after every connection of a
+	 * steady trickle it would add a good part of a connection's cost.
+	 */
+	now = clock_now_ms();
+	trim = (ended_since_trim >= TRIM_AFTER && ended_since_trim >= nlive) ||
+	    (nlive == 0 && ended_since_trim > 0 && now - last_trim_ms >= 1000);
+	if (trim) {
 		ended_since_trim = 0;
+		last_trim_ms = now;
+	}
 	pthread_mutex_unlock(&lock);
 	while (list != NULL) {
 		struct conn *next = list->next;
