@@ -49,6 +49,7 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake, stop_cond;
 static struct ring ring;
 static uint64_t dropped, dropped_logged, queued, journaled, unbuilt;
+static int64_t drop_log_ms; /* the writer's: the last "queue full" line */
 static outbox_build_fn *builders[OUTBOX_BUILDERS];
 static bool stopping, running;
 static pthread_t writer;
@@ -194,12 +195,20 @@ writer_run(void *arg)
 
 		pthread_mutex_lock(&lock);
 		if (ring_empty(&ring) && !stopping)
-			clock_cond_wait(&wake, &lock, due);
+			clock_cond_wait(&wake, &lock, dropped == dropped_logged ||
+			    (due >= 0 && due < 1000) ? due : 1000);
 		ring_tail(&ring, &pos, &seq);
 		ring_head(&ring, &end, &end_seq);
-		lost = dropped - dropped_logged;
-		dropped_logged = dropped;
 		done = stopping && pos == end;
+		/* At most a line a second while a flood lasts, with the count;
+		 * the rest at the end. */
+		lost = 0;
+		if (dropped != dropped_logged &&
+		    (done || clock_now_ms() - drop_log_ms >= 1000)) {
+			lost = dropped - dropped_logged;
+			dropped_logged = dropped;
+			drop_log_ms = clock_now_ms();
+		}
 		if (done)
 			running = false; /* later puts are dropped and counted */
 		pthread_mutex_unlock(&lock);

@@ -247,6 +247,30 @@ class EventsFile(JournalTest):
         self.assertEqual(len({e["id"] for e in evs}), 81)
 
 
+class QueueFull(JournalTest):
+    def test_a_flood_is_logged_once_a_second_with_counts(self):
+        # More frames at once than the outbox holds (4 MiB, about 9,000
+        # data frames): the drops are counted, and logged at most once a
+        # second however often the writer comes round.
+        d = self.run_daemon()
+        t0 = time.monotonic()
+        self.send(d, [DATA] * 30000)
+        m = d.wait_log(r"events: queue full, \d+ event\(s\) dropped", 10)
+        self.assertTrue(m)
+        rc, _ = d.stop()
+        self.daemons.remove(d)
+        secs = time.monotonic() - t0
+        log = d.log()
+        d.dir.cleanup()
+        self.assertEqual(rc, 0, log)
+        lines = re.findall(r"events: queue full, (\d+) event\(s\) dropped "
+                           r"\((\d+) since start\)", log)
+        self.assertGreater(len(lines), 0, log)
+        self.assertLessEqual(len(lines), secs + 2, log)
+        # The counts add up to the total, the last line included.
+        self.assertEqual(sum(int(a) for a, _ in lines), int(lines[-1][1]))
+
+
 class FlappingReceiver(HecReceiver):
     """Every other request to the collector gets 503 Server is busy."""
     flap = False
