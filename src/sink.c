@@ -352,7 +352,7 @@ fail:
 	return NULL;
 }
 
-void
+static void
 sink_runner_reopen(struct sink_runner *run)
 {
 	atomic_store(&run->reopen, true);

@@ -90,7 +90,6 @@ bool sinks_stats(const char *name, struct sink_stats *out);
 /* One runner, for one sink: what sinks_start does for each. */
 struct sink_runner *sink_runner_start(const struct sink_ops *ops,
     const struct conf *c);
-void sink_runner_reopen(struct sink_runner *run);
 /* Ask it to stop; then sink_runner_join.  Split, so that all stop at once. */
 void sink_runner_stop(struct sink_runner *run, int64_t grace_ms);
 /* Wait for its thread until the grace plus one second; true and freed, or
