@@ -42,10 +42,10 @@ BIN      = deye-mitm
 endif
 comma := ,
 
-ALL_CFLAGS  = $(WARN) $(DEFS) $(DEPS_CFLAGS) $(SAN) $(CFLAGS) -MMD -MP
+ALL_CFLAGS  = -Isrc $(WARN) $(DEFS) $(DEPS_CFLAGS) $(SAN) $(CFLAGS) -MMD -MP
 ALL_LDFLAGS = $(SAN) $(LDFLAGS)
 
-SRC   = $(wildcard src/*.c)
+SRC   = $(wildcard src/*.c src/*/*.c)
 OBJ   = $(SRC:src/%.c=$(B)/%.o)
 LIB_OBJ = $(filter-out $(B)/main.o,$(OBJ))
 UNIT_SRC = $(wildcard tests/unit/*.c)
@@ -67,10 +67,10 @@ FUZZ_OPT   ?= -O1 -g
 FUZZ_ARGS  ?=
 FUZZ_SAN    = -fsanitize=fuzzer,address,undefined \
               -fno-sanitize-recover=undefined -fno-omit-frame-pointer
-FUZZ_CFLAGS = $(WARN) $(DEFS) $(DEPS_CFLAGS) $(FUZZ_SAN) $(FUZZ_OPT) -MMD -MP
+FUZZ_CFLAGS = -Isrc $(WARN) $(DEFS) $(DEPS_CFLAGS) $(FUZZ_SAN) $(FUZZ_OPT) -MMD -MP
 # What each harness links besides itself.
-FUZZ_SRC_solarman = solarman solarman_event event
-FUZZ_SRC_envoy    = http envoy event
+FUZZ_SRC_solarman = proto/solarman proto/solarman_event event
+FUZZ_SRC_envoy    = proto/http proto/envoy event
 # -max_len: room for two Solarman frames of the largest size; for the Envoy,
 # a report POST and its answer.
 FUZZ_LEN_solarman = 8193
@@ -84,11 +84,12 @@ all: $(BIN)
 $(BIN): $(OBJ)
 	$(CC) $(ALL_LDFLAGS) -o $@ $(OBJ) $(DEPS_LIBS)
 
-$(B)/%.o: src/%.c | $(B)
+$(B)/%.o: src/%.c
+	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(B)/unit/%.o: tests/unit/%.c | $(B)/unit
-	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Isrc -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -c -o $@ $<
 
 $(B)/unit-tests: $(UNIT_OBJ) $(LIB_OBJ)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(DEPS_LIBS)
@@ -102,16 +103,17 @@ $(B)/tools/slowdisk.so: tests/tools/slowdisk.c | $(B)/tools
 	$(CC) $(WARN) -D_GNU_SOURCE $(CFLAGS) -shared -fPIC -o $@ $< -ldl
 
 $(B)/fuzz/%.o: tests/fuzz/%.c | $(B)/fuzz
-	$(CC) $(ALL_CFLAGS) -Isrc -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(B)/fuzz/replay-%: $(B)/fuzz/replay.o $(B)/fuzz/fuzz_%.o $(LIB_OBJ)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(DEPS_LIBS)
 
-$(FUZZ_B)/%.o: src/%.c | $(FUZZ_B)
+$(FUZZ_B)/%.o: src/%.c
+	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
 
 $(FUZZ_B)/fuzz_%.o: tests/fuzz/fuzz_%.c | $(FUZZ_B)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -Isrc -c -o $@ $<
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
 
 $(FUZZ_B)/fuzz-solarman: $(FUZZ_SRC_solarman:%=$(FUZZ_B)/%.o)
 $(FUZZ_B)/fuzz-envoy: $(FUZZ_SRC_envoy:%=$(FUZZ_B)/%.o)
@@ -125,7 +127,7 @@ $(FUZZ_B)/fuzz-%: $(FUZZ_B)/fuzz_%.o
 
 # The decoder benchmark links the daemon's objects, like the unit tests.
 $(B)/bench-decoder: tests/bench/bench_decoder.c $(LIB_OBJ) | $(B)
-	$(CC) $(ALL_CFLAGS) -Isrc $(ALL_LDFLAGS) -o $@ $< $(LIB_OBJ) $(DEPS_LIBS)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(LIB_OBJ) $(DEPS_LIBS)
 
 $(B) $(B)/unit $(B)/tools $(B)/fuzz $(FUZZ_B):
 	mkdir -p $@

@@ -23,18 +23,18 @@
 
 #include <curl/curl.h>
 
-#include "accept.h"
-#include "capture.h"
 #include "conf.h"
-#include "decode.h"
+#include "decode_cli.h"
 #include "event.h"
-#include "journal.h"
 #include "log.h"
-#include "outbox.h"
-#include "proto.h"
-#include "relay.h"
-#include "sink.h"
-#include "worker.h"
+#include "pipeline/journal.h"
+#include "pipeline/outbox.h"
+#include "pipeline/worker.h"
+#include "proto/capture.h"
+#include "proto/proto.h"
+#include "relay/accept.h"
+#include "relay/relay.h"
+#include "sinks/sink.h"
 
 #ifndef DEYE_VERSION
 #define DEYE_VERSION "0.1.0"

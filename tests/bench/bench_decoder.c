@@ -65,11 +65,11 @@
 #include <jansson.h>
 
 #include "clock.h"
-#include "envoy.h"
 #include "event.h"
-#include "http.h"
-#include "solarman.h"
-#include "solarman_event.h"
+#include "proto/envoy.h"
+#include "proto/http.h"
+#include "proto/solarman.h"
+#include "proto/solarman_event.h"
 
 #define CHUNK (64 * 1024)
 #define MAX_FRAMES 256

@@ -32,10 +32,10 @@
 #include <jansson.h>
 #include <zlib.h>
 
-#include "envoy.h"
 #include "event.h"
 #include "fuzz.h"
-#include "http.h"
+#include "proto/envoy.h"
+#include "proto/http.h"
 
 static void
 fail(const char *what)

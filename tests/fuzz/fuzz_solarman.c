@@ -31,8 +31,8 @@
 
 #include "event.h"
 #include "fuzz.h"
-#include "solarman.h"
-#include "solarman_event.h"
+#include "proto/solarman.h"
+#include "proto/solarman_event.h"
 
 #define UNDECODABLE_HEAD 64 /* as in solarman_tap.c */
 

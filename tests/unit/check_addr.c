@@ -16,9 +16,9 @@
 
 #include <check.h>
 
-#include "addr.h"
 #include "conf.h"
 #include "suites.h"
+#include "relay/addr.h"
 
 #define NELEM(a) (sizeof (a) / sizeof (a)[0])
 

@@ -22,10 +22,10 @@
 #include <jansson.h>
 #include <zlib.h>
 
-#include "envoy.h"
 #include "event.h"
-#include "spool.h"
 #include "suites.h"
+#include "proto/envoy.h"
+#include "proto/envoy_spool.h"
 
 #define NELEM(a) (sizeof (a) / sizeof (a)[0])
 #define DATA "data/envoy/"
@@ -1097,8 +1097,8 @@ START_TEST(test_spool_name)
 	/* A zone that needs no tzdata: UTC+5:30. */
 	ck_assert_int_eq(setenv("TZ", "IST-5:30", 1), 0);
 	tzset();
-	spool_name(a, sizeof a, when);
-	spool_name(b, sizeof b, when);
+	envoy_spool_name(a, sizeof a, when);
+	envoy_spool_name(b, sizeof b, when);
 	ck_assert(strncmp(a, "2025-06-15T20:36:40-", 20) == 0);
 	check_spool_name(a, when);
 	check_spool_name(b, when);
@@ -1106,7 +1106,7 @@ START_TEST(test_spool_name)
 
 	ck_assert_int_eq(setenv("TZ", "UTC0", 1), 0);
 	tzset();
-	spool_name(a, sizeof a, when);
+	envoy_spool_name(a, sizeof a, when);
 	ck_assert(strncmp(a, "2025-06-15T15:06:40-", 20) == 0);
 	check_spool_name(a, when);
 
@@ -1178,7 +1178,7 @@ START_TEST(test_spool_write)
 	mode_t old = umask(0);
 
 	ck_assert_ptr_nonnull(mkdtemp(dir));
-	ck_assert_int_eq(spool_write(dir, "2025-06-15T20:36:40-0a1b2c3d",
+	ck_assert_int_eq(envoy_spool_write(dir, "2025-06-15T20:36:40-0a1b2c3d",
 	    "request", data, sizeof data - 1), 0);
 	snprintf(path, sizeof path, "%s/2025-06-15T20:36:40-0a1b2c3d.request",
 	    dir);
@@ -1186,13 +1186,13 @@ START_TEST(test_spool_write)
 
 	/* Whatever the umask, and over a file of the same name. */
 	umask(077);
-	ck_assert_int_eq(spool_write(dir, "2025-06-15T20:36:40-0a1b2c3d", "xml",
+	ck_assert_int_eq(envoy_spool_write(dir, "2025-06-15T20:36:40-0a1b2c3d", "xml",
 	    data, 3), 0);
-	ck_assert_int_eq(spool_write(dir, "2025-06-15T20:36:40-0a1b2c3d", "xml",
+	ck_assert_int_eq(envoy_spool_write(dir, "2025-06-15T20:36:40-0a1b2c3d", "xml",
 	    again, sizeof again - 1), 0);
 	snprintf(path, sizeof path, "%s/2025-06-15T20:36:40-0a1b2c3d.xml", dir);
 	check_file(path, again, sizeof again - 1, 0640);
-	ck_assert_int_eq(spool_write(dir, "empty", "response", "", 0), 0);
+	ck_assert_int_eq(envoy_spool_write(dir, "empty", "response", "", 0), 0);
 
 	/* No temporary file left behind. */
 	list_dir(dir, names, sizeof names);
@@ -1201,7 +1201,7 @@ START_TEST(test_spool_write)
 
 	snprintf(path, sizeof path, "%s/missing", dir);
 	errno = 0;
-	ck_assert_int_eq(spool_write(path, "n", "xml", data, 3), -1);
+	ck_assert_int_eq(envoy_spool_write(path, "n", "xml", data, 3), -1);
 	ck_assert_int_eq(errno, ENOENT);
 
 	snprintf(path, sizeof path, "%s/2025-06-15T20:36:40-0a1b2c3d.request",

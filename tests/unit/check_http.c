@@ -25,8 +25,8 @@
 
 #include <check.h>
 
-#include "http.h"
 #include "suites.h"
+#include "proto/http.h"
 
 #define NELEM(a) (sizeof (a) / sizeof (a)[0])
 #define BIG_BODY 65536 /* max_body of a row that does not set one */

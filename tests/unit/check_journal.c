@@ -17,8 +17,8 @@
 #include <unistd.h>
 
 #include "conf.h"
-#include "journal.h"
 #include "suites.h"
+#include "pipeline/journal.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 #define NREC 10

@@ -14,8 +14,8 @@
 
 #include <check.h>
 
-#include "outbox_ring.h"
 #include "suites.h"
+#include "pipeline/outbox_ring.h"
 
 static char dir[64], path[128];
 static uint8_t scratch[RING_RECORD_MAX];

@@ -11,9 +11,9 @@
 #include <check.h>
 
 #include "conf.h"
-#include "proto.h"
 #include "suites.h"
-#include "tap.h"
+#include "proto/proto.h"
+#include "proto/tap.h"
 
 /* The fixture heartbeat (dongle-heartbeat-0x47). */
 static const uint8_t heartbeat[] = {

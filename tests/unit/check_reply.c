@@ -9,8 +9,8 @@
 
 #include <check.h>
 
-#include "solarman.h"
 #include "suites.h"
+#include "proto/solarman.h"
 
 static size_t
 unhex(const char *h, uint8_t *out, size_t cap)

@@ -22,9 +22,9 @@
 
 #include "clock.h"
 #include "conf.h"
-#include "journal.h"
-#include "sink.h"
 #include "suites.h"
+#include "pipeline/journal.h"
+#include "sinks/sink.h"
 
 #define NREC 10
 #define MAXCALLS 256

@@ -38,9 +38,9 @@
 #include <jansson.h>
 
 #include "event.h"
-#include "solarman.h"
-#include "solarman_event.h"
 #include "suites.h"
+#include "proto/solarman.h"
+#include "proto/solarman_event.h"
 
 #define NELEM(a) (sizeof (a) / sizeof (a)[0])
 #define FIXTURES "data/solarman-frames.txt"

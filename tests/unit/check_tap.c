@@ -11,9 +11,9 @@
 #include <check.h>
 
 #include "conf.h"
-#include "solarman.h"
 #include "suites.h"
-#include "tap.h"
+#include "proto/solarman.h"
+#include "proto/tap.h"
 
 /* The fixture heartbeat (dongle-heartbeat-0x47), twice in one chunk. */
 static const uint8_t heartbeat[] = {

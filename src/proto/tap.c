@@ -1,0 +1,117 @@
+/*
+ * tap.c - what a listener does with the bytes its pumps relay: hand them
+ * to the listener's protocol (proto.h, looked up in proto.c's table) and,
+ * when capture_dir is set, to capture, whatever the protocol.
+ *
+ * The relay knows only this file: the protocols, the outbox and the event
+ * format are behind it, including the "connection" event every protocol's
+ * connections end with.
+ */
+#include "proto/tap.h"
+
+#include <stdlib.h>
+
+#include "clock.h"
+#include "event.h"
+#include "pipeline/outbox.h"
+#include "proto/capture.h"
+#include "proto/proto.h"
+
+struct tap {
+	const struct proto_ops *ops;
+	void *p;                /* the protocol's state, or NULL */
+	struct capture *capture;
+};
+
+struct tap *
+tap_open(const struct listener_conf *lc, uint64_t conn_id, const char *peer,
+    time_t start)
+{
+	const struct proto_ops *ops = proto_get(lc->protocol);
+	struct proto_conn pc = {lc, conn_id, peer, start};
+	struct tap *t;
+
+	if (ops->open == NULL && lc->capture_dir == NULL)
+		return NULL;
+	if ((t = malloc(sizeof *t)) == NULL)
+		return NULL;
+	t->ops = ops;
+	t->p = ops->open != NULL ? ops->open(&pc) : NULL;
+	t->capture = NULL;
+	if (lc->capture_dir != NULL)
+		t->capture = capture_open(lc->capture_dir, lc->name, conn_id, start);
+	return t;
+}
+
+void
+tap_feed(struct tap *t, int dir, const uint8_t *buf, size_t n, bool answer)
+{
+	if (t != NULL && n > 0 && t->p != NULL)
+		t->ops->feed(t->p, dir, buf, n, answer);
+}
+
+void
+tap_answer_last(struct tap *t)
+{
+	if (t != NULL && t->p != NULL && t->ops->answer_last != NULL)
+		t->ops->answer_last(t->p);
+}
+
+void
+tap_sent(struct tap *t, int dir, const uint8_t *buf, size_t n)
+{
+	if (t != NULL && n > 0 && t->capture != NULL)
+		capture_write(t->capture, dir, buf, n);
+}
+
+size_t
+tap_replies(struct tap *t, const uint8_t **p)
+{
+	if (t == NULL || t->p == NULL || t->ops->replies == NULL)
+		return 0;
+	return t->ops->replies(t->p, p);
+}
+
+void
+tap_replies_sent(struct tap *t)
+{
+	if (t != NULL && t->p != NULL && t->ops->replies_sent != NULL)
+		t->ops->replies_sent(t->p);
+}
+
+bool
+tap_undecodable(const struct tap *t)
+{
+	return t != NULL && t->p != NULL && t->ops->undecodable != NULL &&
+	    t->ops->undecodable(t->p);
+}
+
+void
+tap_close(struct tap *t)
+{
+	if (t == NULL)
+		return;
+	if (t->p != NULL)
+		t->ops->close(t->p);
+	capture_close(t->capture);
+	free(t);
+}
+
+void
+tap_ended(const struct tap_summary *s)
+{
+	struct event_meta m = {.listener = s->listener, .conn_id = s->conn_id,
+	    .peer = s->peer, .direction = 0, .received_ms = clock_wall_ms()};
+	json_t *ev;
+
+	event_id_new(&m);
+	if ((ev = event_new("connection", &m)) == NULL)
+		return;
+	json_object_set_new(ev, "conn.upstream", json_string(s->upstream));
+	json_object_set_new(ev, "conn.duration_s", json_real(s->secs));
+	json_object_set_new(ev, "conn.bytes_up", json_integer((json_int_t)s->bytes[0]));
+	json_object_set_new(ev, "conn.bytes_down",
+	    json_integer((json_int_t)s->bytes[1]));
+	json_object_set_new(ev, "conn.end", json_string(s->end));
+	outbox_put(ev, m.received_ms);
+}

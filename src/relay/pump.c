@@ -1,0 +1,263 @@
+/*
+ * pump.c - one direction of a relayed connection.
+ *
+ * recv() from one socket, hand the chunk to the tap's decoders, send() it
+ * whole to the other socket, then to capture.  Decoding first puts a
+ * frame's event in the outbox (a file mapping that outlives a SIGKILL)
+ * before the frame leaves; it is done in memory and never waits on a sink
+ * or the journal.
+ *
+ * Deadlines without polling: each socket's receive and send timeouts are
+ * the time left until the idle deadline (no byte either way for
+ * idle_timeout), so an idle connection costs no wake-ups until it is due.
+ * When one side sends EOF, its pump passes it on with shutdown(SHUT_WR) and
+ * then waits on a condition for the other pump, at most until the other
+ * direction has been silent for fin_timeout.  An error, a reset or a
+ * deadline shuts both sockets down, which wakes the other pump in recv()
+ * or send(); so does the daemon's shutdown.
+ *
+ * The buffer is mapped, not malloc()ed: thousands of 64 KiB buffers freed
+ * in a different order than they were taken leave the heap in pieces that
+ * the allocator keeps (RSS ratcheted by 150 MB over a dozen bursts); a
+ * mapping goes back to the system when the pump ends.  The last few are
+ * kept for the next pumps (at most SPARE_BUFS, 1 MiB): a map and an unmap
+ * per pump, with the TLB shootdowns an unmap costs in a threaded process,
+ * were a good part of a short connection's cost.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+
+#include "clock.h"
+#include "log.h"
+#include "proto/tap.h"
+#include "relay/conn.h"
+#include "relay/net.h"
+
+#define PUMP_BUF (64 * 1024)
+#define SPARE_BUFS 16
+
+static pthread_mutex_t spare_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint8_t *spare[SPARE_BUFS];
+static size_t nspare;
+
+static uint8_t *
+buf_get(void)
+{
+	uint8_t *b = NULL;
+
+	pthread_mutex_lock(&spare_lock);
+	if (nspare > 0)
+		b = spare[--nspare];
+	pthread_mutex_unlock(&spare_lock);
+	if (b != NULL)
+		return b;
+	b = mmap(NULL, PUMP_BUF, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	return b == MAP_FAILED ? NULL : b;
+}
+
+static void
+buf_put(uint8_t *b)
+{
+	pthread_mutex_lock(&spare_lock);
+	if (nspare < SPARE_BUFS) {
+		spare[nspare++] = b;
+		b = NULL;
+	}
+	pthread_mutex_unlock(&spare_lock);
+	if (b != NULL)
+		(void)munmap(b, PUMP_BUF);
+}
+
+static const char *const side_name[2] = {"client", "upstream"};
+
+static const char *
+errno_word(int e)
+{
+	switch (e) {
+	case ECONNRESET: return "reset";
+	case EPIPE: return "reset";
+	case ETIMEDOUT: return "timeout";
+	case EHOSTUNREACH: return "host-unreachable";
+	case ENETUNREACH: return "net-unreachable";
+	default: return "error";
+	}
+}
+
+/*
+ * A socket timeout fired.  Returns true when the connection is idle (the
+ * reason is set); otherwise re-arms the timeouts of fd for the time left.
+ */
+static bool
+idle_expired(struct conn *c, int fd)
+{
+	int64_t left = atomic_load(&c->last_io_ms) + c->lc->idle_timeout_ms -
+	    clock_now_ms();
+
+	if (left <= 0) {
+		conn_end(c, "relay", "idle-timeout");
+		return true;
+	}
+	(void)net_tune(fd, left);
+	return false;
+}
+
+/* Write all of buf; false when the destination failed or went idle. */
+static bool
+send_all(struct conn *c, int to, const uint8_t *buf, size_t n, enum dir dir)
+{
+	while (n > 0) {
+		ssize_t w = send(to, buf, n, MSG_NOSIGNAL);
+
+		if (w > 0) {
+			buf += w;
+			n -= (size_t)w;
+			atomic_store(&c->last_io_ms, clock_now_ms());
+			continue;
+		}
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			if (idle_expired(c, to))
+				return false;
+			continue;
+		}
+		/* The receiving side is gone. */
+		conn_end(c, side_name[!dir], errno_word(errno));
+		return false;
+	}
+	return true;
+}
+
+/*
+ * One chunk read from dir: feed it to the tap, pass it on and, when we
+ * answer the logger ourselves, send it the replies.  False when the
+ * connection must end (the reason is set).
+ */
+static bool
+forward(struct conn *c, enum dir dir, int to, const uint8_t *buf, size_t n)
+{
+	const uint8_t *replies;
+	/* Read once: a chunk passed to the cloud is the cloud's to answer. */
+	bool local = atomic_load(&c->local);
+	size_t k;
+
+	tap_feed(c->tap, dir, buf, n, dir == DIR_UP && local);
+	if (to >= 0 && !local && !send_all(c, to, buf, n, dir)) {
+		if (!(dir == DIR_UP && conn_go_local(c, "gone")))
+			return false;
+		local = true;
+		tap_answer_last(c->tap);
+	}
+	tap_sent(c->tap, dir, buf, n);
+	atomic_fetch_add(&c->bytes[dir], n);
+	if (dir != DIR_UP || !local)
+		return true;
+	if (tap_undecodable(c->tap)) {
+		conn_end(c, "relay", "cannot-answer");
+		return false;
+	}
+	if ((k = tap_replies(c->tap, &replies)) > 0) {
+		bool ok = send_all(c, c->fd[DIR_UP], replies, k, DIR_DOWN);
+		tap_replies_sent(c->tap);
+		if (!ok)
+			return false;
+		atomic_fetch_add(&c->bytes[DIR_DOWN], k);
+	}
+	return true;
+}
+
+/* After our side's EOF: give the other direction until it has been silent
+ * for fin_timeout. */
+static void
+await_other_half(struct conn *c, enum dir dir)
+{
+	pthread_mutex_lock(&c->end_lock);
+	while (!c->pump_done[!dir]) {
+		int64_t last = atomic_load(&c->last_io_ms);
+		int64_t eof = atomic_load(&c->eof_ms);
+		int64_t left = (last > eof ? last : eof) + c->lc->fin_timeout_ms -
+		    clock_now_ms();
+		if (left <= 0) {
+			pthread_mutex_unlock(&c->end_lock);
+			conn_end(c, "relay", "fin-timeout");
+			conn_abort(c);
+			return;
+		}
+		clock_cond_wait(&c->pump_ended, &c->end_lock, left);
+	}
+	pthread_mutex_unlock(&c->end_lock);
+}
+
+static void
+pump_finish(struct conn *c, enum dir dir)
+{
+	pthread_mutex_lock(&c->end_lock);
+	c->pump_done[dir] = true;
+	pthread_cond_broadcast(&c->pump_ended);
+	pthread_mutex_unlock(&c->end_lock);
+}
+
+void *
+pump_run(void *arg)
+{
+	struct pump *p = arg;
+	struct conn *c = p->c;
+	int from = c->fd[p->dir], to = c->fd[!p->dir];
+	uint8_t *buf = buf_get();
+	bool eof = false;
+
+	if (buf == NULL) {
+		conn_out_of_resources(c, "no memory for a pump buffer", errno);
+		conn_abort(c);
+		pump_finish(c, p->dir);
+		return NULL;
+	}
+	for (;;) {
+		ssize_t n = recv(from, buf, PUMP_BUF, 0);
+
+		if (n > 0) {
+			atomic_store(&c->last_io_ms, clock_now_ms());
+			if (!forward(c, p->dir, to, buf, (size_t)n)) {
+				conn_abort(c);
+				break;
+			}
+			continue;
+		}
+		if (n == 0 && p->dir == DIR_DOWN && conn_go_local(c, "eof"))
+			break; /* the cloud hung up: the logger goes on with us */
+		if (n == 0) {
+			int64_t zero = 0;
+
+			conn_end(c, side_name[p->dir], "eof");
+			atomic_compare_exchange_strong(&c->eof_ms, &zero, clock_now_ms());
+			if (to >= 0)
+				(void)shutdown(to, SHUT_WR);
+			eof = to >= 0;
+			break;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			if (idle_expired(c, from)) {
+				conn_abort(c);
+				break;
+			}
+			continue;
+		}
+		if (p->dir == DIR_DOWN && conn_go_local(c, errno_word(errno)))
+			break;
+		conn_end(c, side_name[p->dir], errno_word(errno));
+		conn_abort(c);
+		break;
+	}
+	buf_put(buf);
+	pump_finish(c, p->dir);
+	if (eof)
+		await_other_half(c, p->dir);
+	return NULL;
+}
