@@ -21,6 +21,10 @@
 json_t *solarman_event(const uint8_t *frame, size_t len,
     const struct event_meta *m, int64_t *time_ms);
 
+/* For the tests: every field of the table of sensor types lies inside
+ * the smallest payload its type is decoded from. */
+bool solarman_sensors_fit(void);
+
 /* Whether a frame type is a server's answer (request type - 0x30). */
 bool solarman_is_reply(uint8_t type);
 

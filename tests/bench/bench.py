@@ -193,6 +193,8 @@ TAP = "deye-mitm (solarman tap)"
 HEC_RX = os.path.join(os.path.dirname(os.path.abspath(__file__)), "hec_rx.py")
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
                         "data", "solarman-frames.txt")
+SOLIS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                     "data", "solis", "frames.txt")
 BLACKBOX = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
                         "blackbox")
 ENVOY_FIXTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
@@ -858,7 +860,7 @@ def decoder_stage(log, envoy=None):
     """bench-decoder's results (one CPU, in memory; see its header): the
     Solarman rows when the decoder stage runs, the Envoy rows with envoy
     (envoy_files())."""
-    argv = [os.environ["DEYE_BENCH_DECODER"], "-f", FIXTURES,
+    argv = [os.environ["DEYE_BENCH_DECODER"], "-f", FIXTURES, "-s", SOLIS,
             "-r", str(DEC_REPS), "-n", str(DEC_EVENTS)]
     if "decoder" not in ONLY:
         argv.append("-S")
@@ -872,11 +874,12 @@ def decoder_stage(log, envoy=None):
     if "stream" in d:
         log("  decoder on CPU %d, best of %d: real frames %.0f MB/s (%.0f "
             "frames/s), garbage %.0f MB/s, garbage without 0xA5 %.0f MB/s; "
-            "to JSON: data %.0f frames/s, heartbeat %.0f frames/s"
+            "to JSON: data %.0f frames/s, heartbeat %.0f frames/s, Solis "
+            "data %.0f frames/s"
             % (d["cpu"], DEC_REPS, d["stream"]["mbps_best"],
                d["stream"]["fps_best"], d["garbage"]["mbps_best"],
                d["garbage_no_a5"]["mbps_best"], d["json_data"]["fps_best"],
-               d["json_heartbeat"]["fps_best"]))
+               d["json_heartbeat"]["fps_best"], d["json_solis"]["fps_best"]))
     if envoy:
         log("  decoder on CPU %d, best of %d: Envoy HTTP stream %.0f MB/s "
             "(%.0f POSTs/s); report to events %.0f events/s (%d a report), "
@@ -1688,6 +1691,8 @@ def main():
             ">= 300000/s", v >= 300000)
         add("  heartbeat frames to JSON", "frames/s",
             dec["json_heartbeat"]["fps_best"], None)
+        add("  Solis data frames (0x0507) to JSON", "frames/s",
+            dec["json_solis"]["fps_best"], None)
     B1, B2 = "deye-mitm (batch 1000)", "deye-mitm (batch 100)"
     if hec:
         v = med([d["rate"] for d in hec[B1]])

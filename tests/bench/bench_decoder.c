@@ -2,7 +2,8 @@
  * bench_decoder - Solarman V5 and Envoy decoder throughput for `make bench`
  * (tests/bench/bench.py), on one CPU.
  *
- *   bench-decoder [-f FIXTURES] [-c CPU] [-r REPS] [-m MIB] [-n EVENTS] [-S]
+ *   bench-decoder [-f FIXTURES] [-s SOLIS] [-c CPU] [-r REPS] [-m MIB]
+ *       [-n EVENTS] [-S]
  *       [-E REQUEST -e EVENTS -X REPORT -x EVENTS [-k REPORTS]]
  *
  * Links the daemon's own objects (everything but main.o) and times, in
@@ -24,6 +25,9 @@
  *              the daemon's flags, free: frames/s.
  *   json_heartbeat  the same for the heartbeat frame (deye-micro-heartbeat-
  *              0x47), the smallest event.
+ *   json_solis  the same for a Solis real-time data frame (sensor type
+ *              0x0507: block solis-data-rt-663w of SOLIS, by default
+ *              tests/data/solis/frames.txt).
  *
  * With -E, the Envoy rows.  REQUEST is a file holding one keep-alive
  * performance_report POST as an Envoy sends it (a deflated form whose
@@ -76,6 +80,7 @@
 #define MAX_REPS 50
 #define DATA_ID "deye-m80g3-data-0x42"
 #define HEARTBEAT_ID "deye-micro-heartbeat-0x47"
+#define SOLIS_ID "solis-data-rt-663w" /* tests/data/solis/frames.txt */
 #define WIRE_PIECE 1460 /* an Ethernet MSS: a real Envoy's segments */
 #define ENVOY_MAX_BODY (8 << 20) /* the default max_body */
 #define ENVOY_TARGET "/emu_reports/performance_report?webcomm_version=4.6.0"
@@ -219,6 +224,42 @@ load_fixtures(const char *path)
 		fail("%s: no block verifies OK", path);
 }
 
+/* The frame of block id in a file of '# id:' blocks (tests/data/solis). */
+static void
+load_block(const char *path, const char *id, struct frame *fr)
+{
+	FILE *f = fopen(path, "r");
+	char line[8192];
+	bool in = false;
+
+	if (f == NULL)
+		fail("%s: %s", path, strerror(errno));
+	fr->p = NULL;
+	while (fr->p == NULL && fgets(line, sizeof line, f) != NULL) {
+		size_t len = strcspn(line, "\r\n");
+
+		line[len] = '\0';
+		if (strncmp(line, "# id: ", 6) == 0) {
+			in = strcmp(line + 6, id) == 0;
+		} else if (in && line[0] != '#' && len > 0) {
+			if (len % 2 != 0 || (fr->p = malloc(len / 2)) == NULL)
+				fail("%s: block %s: bad hex line", path, id);
+			for (size_t i = 0; i < len / 2; i++) {
+				int hi = hexval(line[2 * i]), lo = hexval(line[2 * i + 1]);
+
+				if (hi < 0 || lo < 0)
+					fail("%s: block %s: bad hex", path, id);
+				fr->p[i] = (uint8_t)(hi << 4 | lo);
+			}
+			fr->n = len / 2;
+			snprintf(fr->id, sizeof fr->id, "%s", id);
+		}
+	}
+	fclose(f);
+	if (fr->p == NULL)
+		fail("%s: no block %s", path, id);
+}
+
 static const struct frame *
 fixture(const char *id)
 {
@@ -357,8 +398,8 @@ xorshift(uint64_t *s)
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: bench-decoder [-f FIXTURES] [-c CPU] [-r REPS] "
-	    "[-m MIB] [-n EVENTS] [-S]\n"
+	fprintf(stderr, "usage: bench-decoder [-f FIXTURES] [-s SOLIS] [-c CPU] "
+	    "[-r REPS] [-m MIB] [-n EVENTS] [-S]\n"
 	    "           [-E REQUEST -e EVENTS -X REPORT -x EVENTS [-k REPORTS]]\n");
 	exit(2);
 }
@@ -378,9 +419,13 @@ print_rate(const char *name, const struct result *r, double bytes,
 
 /* The Solarman rows (see the header). */
 static void
-solarman_rows(const char *path, long reps, long mib, long nev)
+solarman_rows(const char *path, const char *solis_path, long reps, long mib,
+    long nev)
 {
-	struct result rs = {0}, rg = {0}, rn = {0}, rjd = {0}, rjh = {0};
+	struct result rs = {0}, rg = {0}, rn = {0}, rjd = {0}, rjh = {0},
+	    rjs = {0};
+	struct frame solis;
+	size_t js_bytes = 0;
 	struct counts c;
 	struct solarman_stats st;
 	uint8_t *unit, *stream, *garbage, *clean;
@@ -388,6 +433,7 @@ solarman_rows(const char *path, long reps, long mib, long nev)
 	uint64_t unit_frames, want, a5 = 0, seed = 0x5eed5eed2024ULL;
 
 	load_fixtures(path);
+	load_block(solis_path, SOLIS_ID, &solis);
 
 	/* (a) the real frames, one after the other, repeated. */
 	for (size_t i = 0; i < nframes; i++)
@@ -467,6 +513,10 @@ solarman_rows(const char *path, long reps, long mib, long nev)
 		    "\"type\":\"heartbeat\"", &jh_bytes);
 		if (r >= 0)
 			rjh.secs[rjh.reps++] = t;
+		t = to_json(&solis, r < 0 ? nev / 10 : nev, "\"grid.v\":235.8",
+		    &js_bytes);
+		if (r >= 0)
+			rjs.secs[rjs.reps++] = t;
 	}
 
 	printf(", \"chunk\": %d, \"fixture_frames\": %" PRIu64
@@ -478,6 +528,8 @@ solarman_rows(const char *path, long reps, long mib, long nev)
 	print_rate("garbage_no_a5", &rn, (double)total, 0);
 	print_rate("json_data", &rjd, (double)jd_bytes, (double)nev);
 	print_rate("json_heartbeat", &rjh, (double)jh_bytes, (double)nev);
+	print_rate("json_solis", &rjs, (double)js_bytes, (double)nev);
+	free(solis.p);
 	for (size_t i = 0; i < nframes; i++)
 		free(fix[i].p);
 	free(unit);
@@ -718,7 +770,8 @@ envoy_rows(const char *req, int want, const char *fixture_path, int want_fix,
 int
 main(int argc, char **argv)
 {
-	const char *path = "tests/data/solarman-frames.txt", *req = NULL,
+	const char *path = "tests/data/solarman-frames.txt",
+	    *solis = "tests/data/solis/frames.txt", *req = NULL,
 	    *fix460 = NULL;
 	long cpu = -1, reps = 5, mib = 64, nev = 100000, k = 20, want = -1,
 	    want_fix = -1;
@@ -726,9 +779,10 @@ main(int argc, char **argv)
 	cpu_set_t set;
 	int ch;
 
-	while ((ch = getopt(argc, argv, "f:c:r:m:n:SE:e:X:x:k:")) != -1) {
+	while ((ch = getopt(argc, argv, "f:s:c:r:m:n:SE:e:X:x:k:")) != -1) {
 		switch (ch) {
 		case 'f': path = optarg; break;
+		case 's': solis = optarg; break;
 		case 'c': cpu = strtol(optarg, NULL, 10); break;
 		case 'r': reps = strtol(optarg, NULL, 10); break;
 		case 'm': mib = strtol(optarg, NULL, 10); break;
@@ -763,7 +817,7 @@ main(int argc, char **argv)
 	event_ids_init();
 	printf("{\"cpu\": %ld", cpu);
 	if (solarman)
-		solarman_rows(path, reps, mib, nev);
+		solarman_rows(path, solis, reps, mib, nev);
 	if (req != NULL)
 		envoy_rows(req, (int)want, fix460, (int)want_fix, reps, mib, k);
 	printf("\n}\n");

@@ -15,6 +15,9 @@ from harness import ROOT, SANITIZER_MARKS
 from harness import run as harness_run
 
 FIXTURES = os.path.join(ROOT, "tests", "data", "solarman-frames.txt")
+# Real Solis frames with the Solis cloud's own values for each data frame
+# (tests/data/solis/README.md).
+SOLIS = os.path.join(ROOT, "tests", "data", "solis", "frames.txt")
 
 # docs/solarman-v5.md, section 7: the capture column, and the Solarman
 # keys of docs/events.md, for the Deye data frame (id deye-m80g3-data-0x42).
@@ -139,10 +142,54 @@ class TestDecode(unittest.TestCase):
         self.check_deye_data(data[0])
         historic = [ev for ev in evs if ev.get("data.historic")]
         self.assertEqual(len(historic), 1)
-        self.assertFalse([k for k in historic[0] if k in DEYE_DATA and
-                          k not in ("type", "logger.serial", "frame.control",
-                                    "frame.seq")])
-        self.assertIn("payload.hex", historic[0])
+        # A Solis buffered record keeps the real-time layout: decoded.
+        self.assertEqual(historic[0]["data.sensor"], "0x0507")
+        self.assertEqual(historic[0]["grid.kWh_total"], 602.0)
+        self.assertNotIn("payload.hex", historic[0])
+
+    def test_solis_fixture_gives_the_clouds_values(self):
+        """Every value of every '# expect:' line of the Solis fixture (the
+        Solis cloud's own export, under our keys), from --decode of the
+        whole file; real-time frames current, historic ones flagged."""
+        expect, kinds = {}, {}
+        cur = None
+        with open(SOLIS) as f:
+            for line in f:
+                line = line.strip()
+                if line.startswith("# id:"):
+                    cur = line[5:].strip()
+                elif line.startswith("# expect"):
+                    pairs = re.findall(r'([\w.]+)=("[^"]*"|[-\d.]+)',
+                                       line.split(":", 1)[1])
+                    expect[cur] = {k: json.loads(v) for k, v in pairs}
+                elif line and not line.startswith("#"):
+                    kinds[cur] = bytes.fromhex(line)
+        self.assertEqual(len(expect), 5)
+        r = run(["--decode", SOLIS])
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        evs = events(r.stdout)
+        self.assertEqual(len(evs), 22)
+        by_seq = {(ev["frame.control"], ev["frame.seq"]): ev for ev in evs}
+        for name, values in expect.items():
+            fr = kinds[name]
+            ev = by_seq[("0x%02x10" % fr[4], "%02x %02x" % (fr[5], fr[6]))]
+            with self.subTest(frame=name):
+                self.assertEqual(ev["data.sensor"], "0x0507")
+                for k, v in values.items():
+                    self.assertIn(k, ev)
+                    self.assertEqual(ev[k], v, k)
+                    self.assertEqual(isinstance(ev[k], str), isinstance(v, str), k)
+                self.assertEqual(ev.get("data.historic", False),
+                                 "historic" in name)
+                self.assertNotIn("payload.hex", ev)
+        data = [ev for ev in evs if ev["type"] == "data"]
+        self.assertEqual(len(data), 6)
+        clockless = [ev for ev in data if "record.time" not in ev]
+        self.assertEqual(len(clockless), 1)
+        self.assertTrue(clockless[0]["data.historic"])
+        replies = [ev for ev in evs if ev["type"] == "reply"]
+        self.assertEqual(len(replies), 11)
+        self.assertEqual({ev["reply.tz_offset_min"] for ev in replies}, {0})
 
     def test_fixture_file_rejects(self):
         """Rejects are on stderr as file:line, and the line is the damaged

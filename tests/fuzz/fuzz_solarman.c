@@ -93,6 +93,32 @@ raw_event(const uint8_t *p, size_t n)
 		require(ev == NULL && time_ms == meta.received_ms);
 }
 
+/*
+ * A data frame's payload decoded as each sensor type of the table in
+ * solarman_event.c, real-time and historic: the fuzzer then reaches every
+ * layout without having to guess a type (the checksum is not checked).
+ */
+static void
+raw_event_as_sensors(const uint8_t *p, size_t n)
+{
+	static const uint16_t types[] = {0x5408, 0x0507, 0x2701};
+	static const uint8_t kinds[] = {0x01, 0x81};
+	uint8_t *c;
+
+	if (n < 14 || p[4] != 0x42 || (c = malloc(n)) == NULL)
+		return;
+	memcpy(c, p, n);
+	for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+		for (size_t k = 0; k < sizeof kinds; k++) {
+			c[11] = kinds[k];
+			c[12] = (uint8_t)(types[i] & 0xff);
+			c[13] = (uint8_t)(types[i] >> 8);
+			raw_event(c, n);
+		}
+	}
+	free(c);
+}
+
 static void
 on_frame(void *ctx, const uint8_t *frame, size_t len)
 {
@@ -308,8 +334,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (n >= 3 && in[0] == SOLARMAN_START) {
 		size_t len = (size_t)(in[1] | in[2] << 8) + SOLARMAN_OVERHEAD;
 
-		if (len <= n)
+		if (len <= n) {
 			raw_event(in, len);
+			raw_event_as_sensors(in, len);
+		}
 	}
 	raw_event(in, n);
 

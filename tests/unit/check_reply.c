@@ -132,6 +132,60 @@ START_TEST(test_fields)
 }
 END_TEST
 
+/*
+ * The real Solis cloud's 11 replies (tests/data/solis/frames.txt: every
+ * logger frame there is followed by the cloud's answer): ours, at the
+ * cloud's time and this plant's offset (0, read from the cloud's reply),
+ * is the same in every byte but byte 5 (the cloud puts its own counter
+ * there, we put the request's + 1) and so the checksum.
+ */
+START_TEST(test_solis_cloud)
+{
+	FILE *f = fopen("data/solis/frames.txt", "r");
+	uint8_t req[512], cloud[512], out[SOLARMAN_REPLY_LEN];
+	size_t nreq = 0, pairs = 0;
+	char line[4096];
+
+	ck_assert_ptr_nonnull(f);
+	while (fgets(line, sizeof line, f) != NULL) {
+		size_t n;
+		uint32_t now;
+		int32_t tz;
+
+		line[strcspn(line, "\r\n")] = '\0';
+		if (line[0] == '#' || line[0] == '\0')
+			continue;
+		if (nreq == 0) {
+			nreq = unhex(line, req, sizeof req);
+			continue;
+		}
+		n = unhex(line, cloud, sizeof cloud);
+		ck_assert_uint_eq(n, SOLARMAN_REPLY_LEN);
+		now = (uint32_t)cloud[13] | (uint32_t)cloud[14] << 8 |
+		    (uint32_t)cloud[15] << 16 | (uint32_t)cloud[16] << 24;
+		tz = (int32_t)((uint32_t)cloud[17] | (uint32_t)cloud[18] << 8 |
+		    (uint32_t)cloud[19] << 16 | (uint32_t)cloud[20] << 24);
+		ck_assert_int_eq(tz, 0);
+		ck_assert_uint_eq(solarman_time_reply(req, nreq, now, tz, out),
+		    SOLARMAN_REPLY_LEN);
+		for (size_t i = 0; i < SOLARMAN_REPLY_LEN; i++) {
+			if (i == 5 || i == 21)
+				continue;
+			ck_assert_msg(out[i] == cloud[i],
+			    "reply %zu to type 0x%02x: byte %zu is %02x, the cloud's "
+			    "%02x", pairs, req[4], i, out[i], cloud[i]);
+		}
+		ck_assert_uint_eq(out[5], (uint8_t)(req[5] + 1));
+		ck_assert_uint_eq(out[11], req[11]);
+		ck_assert_uint_eq(out[21], solarman_checksum(out, sizeof out));
+		pairs++;
+		nreq = 0;
+	}
+	fclose(f);
+	ck_assert_uint_eq(pairs, 11);
+}
+END_TEST
+
 START_TEST(test_no_reply)
 {
 	/* Replies, the Ginlong 0x02 record and unknown types get none. */
@@ -156,6 +210,7 @@ reply_suite(void)
 	tcase_add_loop_test(tc, test_oracle, 0, sizeof oracles / sizeof oracles[0]);
 	tcase_add_loop_test(tc, test_fields, 0, sizeof answered);
 	tcase_add_test(tc, test_no_reply);
+	tcase_add_test(tc, test_solis_cloud);
 	suite_add_tcase(s, tc);
 	return s;
 }

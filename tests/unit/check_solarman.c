@@ -1286,6 +1286,133 @@ static const struct {
 	{0, 0}, {55, 55}, {100, 100}, {101, -1}, {255, -1},
 };
 
+/* ---- sensor types ---- */
+
+/* The Solis real-time golden frame, its sensor type set to type and its
+ * payload cut to plen (< 0: as it is), sealed again; its event. */
+static json_t *
+solis_variant(uint16_t type, uint8_t kind, long plen)
+{
+	struct golden g = {NULL, 0, 0};
+	struct event_meta m = test_meta(0);
+	struct bytes *b = new_bytes();
+	size_t n;
+	int64_t t;
+
+	read_golden_hex("solis-data-rt-663w", &g);
+	bytes_add(b, g.frame->p, g.frame->n);
+	n = get_len(b->p);
+	b->p[11] = kind;
+	b->p[12] = (uint8_t)(type & 0xff);
+	b->p[13] = (uint8_t)(type >> 8);
+	if (plen >= 0) {
+		ck_assert_uint_le((size_t)plen, n);
+		n = (size_t)plen;
+	}
+	seal(b, n);
+	return hold_json(solarman_event(b->p, 13 + n, &m, &t));
+}
+
+static void
+assert_keys(json_t *ev, const char *const *have, const char *const *lack)
+{
+	ck_assert_ptr_nonnull(ev);
+	for (; have != NULL && *have != NULL; have++)
+		ck_assert_msg(json_object_get(ev, *have) != NULL, "no %s", *have);
+	for (; lack != NULL && *lack != NULL; lack++)
+		ck_assert_msg(json_object_get(ev, *lack) == NULL, "%s is there",
+		    *lack);
+}
+
+START_TEST(test_sensor_table_fits)
+{
+	ck_assert(solarman_sensors_fit());
+}
+END_TEST
+
+/* Sofar KTL-X: the fields it shares with Solis, phase 3 named as such,
+ * and nothing Solis has beyond them. */
+START_TEST(test_sensor_sofar)
+{
+	json_t *ev = solis_variant(0x2701, 0x01, -1);
+	static const char *const have[] = {"inv.serial.ascii", "inv.degc",
+	    "pv.v.1", "pv.i.1", "grid.v.3", "grid.i.3", "grid.hz",
+	    "grid.kWh_today", "grid.kWh_total", "record.time", NULL};
+	static const char *const lack[] = {"grid.v", "grid.i", "pv.w.1",
+	    "grid.kWh_yesterday", "grid.apparent_power_va", "meta.current_time",
+	    "data.raw", "payload.hex", NULL};
+
+	assert_keys(ev, have, lack);
+	ck_assert_str_eq(json_string_value(json_object_get(ev, "data.sensor")),
+	    "0x2701");
+	ck_assert(json_real_value(json_object_get(ev, "grid.v.3")) == 235.8);
+	ck_assert(json_real_value(json_object_get(ev, "inv.degc")) == 36.6);
+}
+END_TEST
+
+/* An unknown type: the header, data.sensor, the payload raw. */
+START_TEST(test_sensor_unknown)
+{
+	json_t *ev = solis_variant(0x1234, 0x01, -1);
+	static const char *const have[] = {"record.time", "data.raw",
+	    "payload.hex", "logger.total_working_s", NULL};
+	static const char *const lack[] = {"grid.v", "inv.degc",
+	    "data.historic", NULL};
+
+	assert_keys(ev, have, lack);
+	ck_assert_str_eq(json_string_value(json_object_get(ev, "data.sensor")),
+	    "0x1234");
+	ck_assert_str_eq(json_string_value(json_object_get(ev, "data.schema")),
+	    "0x34");
+}
+END_TEST
+
+/* Solis payloads too short for the layout, real-time and historic; and
+ * one too short for a sensor type at all. */
+START_TEST(test_sensor_short)
+{
+	static const char *const rt_have[] = {"data.short", "payload.hex",
+	    "record.time", NULL};
+	static const char *const hist_have[] = {"data.historic", "payload.hex",
+	    NULL};
+	static const char *const lack[] = {"grid.v", "inv.serial.ascii", NULL};
+	static const char *const hist_lack[] = {"grid.v", "data.short",
+	    "record.time", NULL};
+	static const char *const fits[] = {"meta.current_time", "grid.v", NULL};
+	static const char *const whole[] = {"data.short", "payload.hex", NULL};
+	json_t *ev;
+
+	assert_keys(solis_variant(0x0507, 0x01, 146), rt_have, lack);
+	assert_keys(solis_variant(0x0507, 0x81, 146), hist_have, hist_lack);
+	assert_keys(solis_variant(0x0507, 0x01, 147), fits, whole);
+	ev = solis_variant(0x0507, 0x01, 2);
+	ck_assert_ptr_nonnull(ev);
+	ck_assert_ptr_null(json_object_get(ev, "data.sensor"));
+	ck_assert_str_eq(json_string_value(json_object_get(ev, "data.schema")),
+	    "0x07");
+}
+END_TEST
+
+/* A negative temperature: Solis reads it signed. */
+START_TEST(test_sensor_solis_signed)
+{
+	struct golden g = {NULL, 0, 0};
+	struct event_meta m = test_meta(0);
+	struct bytes *b = new_bytes();
+	int64_t t;
+	json_t *ev;
+
+	read_golden_hex("solis-data-rt-663w", &g);
+	bytes_add(b, g.frame->p, g.frame->n);
+	b->p[11 + 37] = 0x9c; /* -100: -10.0 degrees */
+	b->p[11 + 38] = 0xff;
+	seal(b, get_len(b->p));
+	ev = hold_json(solarman_event(b->p, b->n, &m, &t));
+	ck_assert_ptr_nonnull(ev);
+	ck_assert(json_real_value(json_object_get(ev, "inv.degc")) == -10.0);
+}
+END_TEST
+
 START_TEST(test_wifi_signal)
 {
 	const struct fixture *f = fixture_get("solis-wifi-0x43");
@@ -1512,6 +1639,31 @@ recipe_tail(struct recipe_out *r)
 	r->frames_before_finish = (long)r->want->nframes;
 }
 
+static void
+recipe_golden(struct recipe_out *r)
+{
+	/* Every golden frame (Deye, Solis and the rest, data real-time and
+	 * historic), a little garbage before each: each comes out whole. */
+	for (size_t i = 0; i < golden_hex.n; i++) {
+		struct golden g = {NULL, 0, 0};
+		size_t mark = nheld;
+
+		read_golden_hex(golden_hex.v[i], &g);
+		add_garbage(r->in, 1 + i % 5, (uint32_t)i + 7);
+		bytes_add(r->in, g.frame->p, g.frame->n);
+		expect_frames(r->want, g.frame->p, g.frame->n);
+		while (nheld > mark) { /* the copy is all this keeps */
+			nheld--;
+			held[nheld].release(held[nheld].p);
+			held[nheld].p = NULL;
+		}
+	}
+	ck_assert_uint_gt(r->want->nframes, 30);
+	for (int k = 0; k < SOLARMAN_REJECT_KINDS; k++)
+		r->rejects[k] = -1;
+	r->frames_before_finish = (long)r->want->nframes;
+}
+
 static const struct {
 	const char *name;
 	void (*build)(struct recipe_out *);
@@ -1524,6 +1676,7 @@ static const struct {
 	{"damaged frames before valid ones", recipe_damaged},
 	{"a frame of SOLARMAN_FRAME_MAX bytes", recipe_max},
 	{"an unfinished header at the end", recipe_tail},
+	{"every golden frame, garbage between", recipe_golden},
 };
 
 #define SEEDS 256
@@ -1974,6 +2127,11 @@ solarman_suite(void)
 	tc = tcase(s, "variants");
 	tcase_add_loop_test(tc, test_variant, 0, NELEM(variants));
 	tcase_add_loop_test(tc, test_wifi_signal, 0, NELEM(wifi_signal));
+	tcase_add_test(tc, test_sensor_table_fits);
+	tcase_add_test(tc, test_sensor_sofar);
+	tcase_add_test(tc, test_sensor_unknown);
+	tcase_add_test(tc, test_sensor_short);
+	tcase_add_test(tc, test_sensor_solis_signed);
 
 	tc = tcase(s, "chunking");
 	tcase_set_timeout(tc, 120);
