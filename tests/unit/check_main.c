@@ -30,6 +30,7 @@ main(void)
 	srunner_add_suite(sr, envoy_suite());
 	srunner_add_suite(sr, journal_suite());
 	srunner_add_suite(sr, outbox_ring_suite());
+	srunner_add_suite(sr, outbox_suite());
 	srunner_add_suite(sr, tap_suite());
 	srunner_add_suite(sr, sink_suite());
 	srunner_add_suite(sr, proto_suite());

@@ -12,6 +12,7 @@ Suite *http_suite(void);
 Suite *envoy_suite(void);
 Suite *journal_suite(void);
 Suite *outbox_ring_suite(void);
+Suite *outbox_suite(void);
 Suite *tap_suite(void);
 Suite *sink_suite(void);
 Suite *proto_suite(void);
