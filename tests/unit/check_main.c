@@ -24,6 +24,7 @@ main(void)
 		return EXIT_FAILURE;
 	sr = srunner_create(conf_suite());
 	srunner_add_suite(sr, addr_suite());
+	srunner_add_suite(sr, relay_suite());
 	srunner_add_suite(sr, reply_suite());
 	srunner_add_suite(sr, solarman_suite());
 	srunner_add_suite(sr, http_suite());

@@ -6,6 +6,7 @@
 
 Suite *conf_suite(void);
 Suite *addr_suite(void);
+Suite *relay_suite(void);
 Suite *reply_suite(void);
 Suite *solarman_suite(void);
 Suite *http_suite(void);
