@@ -24,12 +24,14 @@ main(void)
 		return EXIT_FAILURE;
 	sr = srunner_create(conf_suite());
 	srunner_add_suite(sr, addr_suite());
+	srunner_add_suite(sr, relay_suite());
 	srunner_add_suite(sr, reply_suite());
 	srunner_add_suite(sr, solarman_suite());
 	srunner_add_suite(sr, http_suite());
 	srunner_add_suite(sr, envoy_suite());
 	srunner_add_suite(sr, journal_suite());
 	srunner_add_suite(sr, outbox_ring_suite());
+	srunner_add_suite(sr, outbox_suite());
 	srunner_add_suite(sr, tap_suite());
 	srunner_add_suite(sr, sink_suite());
 	srunner_add_suite(sr, proto_suite());
