@@ -9,6 +9,7 @@
  */
 #include "proto/tap.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 
 #include "clock.h"
@@ -17,6 +18,35 @@
 #include "proto/capture.h"
 #include "proto/proto.h"
 
+struct tap_counts {
+	const struct proto_ops *ops;
+	max_align_t block[]; /* ops->counts_size bytes */
+};
+
+struct tap_counts *
+tap_counts_new(const struct listener_conf *lc)
+{
+	const struct proto_ops *ops = proto_get(lc->protocol);
+	struct tap_counts *tc = calloc(1, sizeof *tc + ops->counts_size);
+
+	if (tc != NULL)
+		tc->ops = ops;
+	return tc;
+}
+
+void
+tap_counts_read(const struct tap_counts *tc, tap_stat_fn *fn, void *arg)
+{
+	if (tc->ops->stats != NULL)
+		tc->ops->stats(tc->block, fn, arg);
+}
+
+void
+tap_counts_free(struct tap_counts *tc)
+{
+	free(tc);
+}
+
 struct tap {
 	const struct proto_ops *ops;
 	void *p;                /* the protocol's state, or NULL */
@@ -24,11 +54,11 @@ struct tap {
 };
 
 struct tap *
-tap_open(const struct listener_conf *lc, uint64_t conn_id, const char *peer,
-    time_t start)
+tap_open(const struct listener_conf *lc, struct tap_counts *counts,
+    uint64_t conn_id, const char *peer, time_t start)
 {
 	const struct proto_ops *ops = proto_get(lc->protocol);
-	struct proto_conn pc = {lc, conn_id, peer, start};
+	struct proto_conn pc = {lc, counts->block, conn_id, peer, start};
 	struct tap *t;
 
 	if (ops->open == NULL && lc->capture_dir == NULL)

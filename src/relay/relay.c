@@ -257,7 +257,7 @@ run_pumps(struct conn *c)
 		}
 	}
 	atomic_store(&c->last_io_ms, clock_now_ms());
-	c->tap = tap_open(c->lc, c->id, c->peer, c->start_wall);
+	c->tap = tap_open(c->lc, c->counts, c->id, c->peer, c->start_wall);
 	if (c->fd[DIR_DOWN] < 0)
 		atomic_store(&c->local, true);
 	/* Without an upstream only the logger's side is read. */
@@ -364,7 +364,7 @@ peer_count(const struct sockaddr *peer)
 
 enum relay_start
 relay_start(const struct listener_conf *lc, int fd, const struct sockaddr *peer,
-    struct relay_stats *st)
+    struct relay_stats *st, struct tap_counts *counts)
 {
 	enum relay_start res = RELAY_STARTED;
 	struct conn *c;
@@ -378,6 +378,7 @@ relay_start(const struct listener_conf *lc, int fd, const struct sockaddr *peer,
 	}
 	c->lc = lc;
 	c->stats = st;
+	c->counts = counts;
 	c->fd[DIR_UP] = fd;
 	c->fd[DIR_DOWN] = -1;
 	c->start_ms = clock_now_ms();

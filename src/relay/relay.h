@@ -68,13 +68,17 @@ enum relay_start {
 	RELAY_NO_RESOURCES /* no thread or memory for it; errno says why */
 };
 
+struct tap_counts;
+
 /*
  * Relay an accepted connection; fd is the relay's from now on, closed at
- * once unless RELAY_STARTED.  The connection's counts go to st (which
- * outlives it), refusals excepted: they are the caller's to count.
+ * once unless RELAY_STARTED.  The connection's counts go to st, its
+ * protocol's to counts (both the listener's, outliving it), refusals at
+ * the door excepted: they are the caller's to count.
  */
 enum relay_start relay_start(const struct listener_conf *lc, int fd,
-    const struct sockaddr *peer, struct relay_stats *st);
+    const struct sockaddr *peer, struct relay_stats *st,
+    struct tap_counts *counts);
 /*
  * Join the controllers of ended connections; log the count of resource
  * failures held back by the rate limit; give memory back to the system
