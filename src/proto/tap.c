@@ -5,7 +5,10 @@
  *
  * The relay knows only this file: the protocols, the outbox and the event
  * format are behind it, including the "connection" event every protocol's
- * connections end with.
+ * connections end with.  A listener's protocol counters are a block the
+ * listener owns (struct tap_counts), laid out by its protocol and handed
+ * to each of its connections, so the counts are per listener with no
+ * table of our own.
  */
 #include "proto/tap.h"
 
