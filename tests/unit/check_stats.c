@@ -18,7 +18,9 @@
 #include "conf.h"
 #include "suites.h"
 #include "pipeline/journal.h"
+#include "pipeline/worker.h"
 #include "proto/loggers.h"
+#include "proto/tap.h"
 #include "relay/accept.h"
 
 static char dir[64];
@@ -325,6 +327,75 @@ START_TEST(test_relay_counts)
 }
 END_TEST
 
+struct want {
+	const char *name;
+	uint64_t value;
+};
+
+static void
+find(void *arg, const char *name, uint64_t value)
+{
+	struct want *w = arg;
+
+	if (strcmp(name, w->name) == 0)
+		w->value = value;
+}
+
+static uint64_t
+stat_of(const struct tap_counts *tc, const char *name)
+{
+	struct want w = {name, 0};
+
+	tap_counts_read(tc, find, &w);
+	return w.value;
+}
+
+/*
+ * An Envoy listener's frames are the events its reports make, counted by
+ * the worker into that listener's block; the report's Envoy is heard.
+ * (The outbox is not running: the events themselves are dropped.)
+ */
+START_TEST(test_envoy_counts)
+{
+	static char name[] = "envoy";
+	char spool[80], buf[4096];
+	struct listener_conf lc;
+	struct tap_counts *tc;
+	struct tap *t;
+	FILE *f;
+	size_t n;
+
+	snprintf(dir, sizeof dir, "/tmp/deye-check-stats-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(spool, sizeof spool, "%s/spool", dir);
+	ck_assert_int_eq(mkdir(spool, 0700), 0);
+	ck_assert_int_eq(worker_start(dir), 0);
+	memset(&lc, 0, sizeof lc);
+	lc.name = name;
+	lc.protocol = PROTO_ENVOY;
+	lc.spool_dir = spool;
+	lc.max_body = 1 << 20;
+	ck_assert_ptr_nonnull(tc = tap_counts_new(&lc));
+	ck_assert_ptr_nonnull(f = fopen(
+	    "data/envoy/SYNTHETIC_request_performance_report.http.bin", "rb"));
+	n = fread(buf, 1, sizeof buf, f);
+	fclose(f);
+	ck_assert_uint_gt(n, 545);
+	ck_assert_ptr_nonnull(t = tap_open(&lc, tc, 1, "127.0.0.1:1", 0));
+	tap_feed(t, 0, (const uint8_t *)buf, n, false);
+	tap_close(t);
+	ck_assert(worker_stop(5000));
+	ck_assert_uint_eq(stat_of(tc, "messages.requests"), 1);
+	ck_assert_uint_eq(stat_of(tc, "frames.envoy_report"), 1);
+	ck_assert_uint_eq(stat_of(tc, "frames.envoy_reading"), 1);
+	ck_assert_uint_eq(stat_of(tc, "frames.envoy_event"), 4);
+	ck_assert_uint_eq(stat_of(tc, "rejected.bad_report"), 0);
+	ck_assert_int_gt(heard_at("999999000001"), 0);
+	tap_counts_free(tc);
+	nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+}
+END_TEST
+
 Suite *
 stats_suite(void)
 {
@@ -335,6 +406,7 @@ stats_suite(void)
 	tcase_add_test(tc, test_journal_backlog);
 	tcase_add_test(tc, test_loggers);
 	tcase_add_test(tc, test_relay_counts);
+	tcase_add_test(tc, test_envoy_counts);
 	suite_add_tcase(s, tc);
 	return s;
 }
