@@ -182,7 +182,7 @@ run_sink(void *arg)
 	const struct sink_limits *lim = &run->lim;
 	size_t limit = lim->max_events;
 	int64_t backoff = 0, last_complaint = 0;
-	struct journal_pos skip = {0, 0};
+	struct journal_pos skip = {0};
 	bool skipping = false, complained = false;
 	/* Failed attempts in a row, and since the last line about them. */
 	unsigned failures = 0, unlogged = 0;
@@ -395,6 +395,7 @@ sink_runner_stats(struct sink_runner *run, struct sink_stats *out)
 	pthread_mutex_lock(&run->lock);
 	*out = run->stats;
 	pthread_mutex_unlock(&run->lock);
+	(void)journal_backlog(run->ops->name, &out->backlog);
 }
 
 const struct conf_section *const *

@@ -395,7 +395,7 @@ END_TEST
  * told how long. */
 START_TEST(test_fsync_interval)
 {
-	struct conf *c = conf_new();
+	struct conf *c = conf_new(sinks_sections());
 	char opt[128], err[256];
 	const int64_t t0 = 1000000;
 

@@ -25,6 +25,7 @@
 #include "pipeline/journal.h"
 #include "pipeline/outbox.h"
 #include "pipeline/outbox_ring.h"
+#include "sinks/sink.h"
 
 #define BUILDER 3
 #define UNREGISTERED 5
@@ -159,7 +160,7 @@ START_TEST(test_full)
 	struct journal_reader *r;
 	struct journal_rec rec;
 	struct outbox_stats st;
-	struct conf *c = conf_new();
+	struct conf *c = conf_new(sinks_sections());
 	char opt[128], err[256];
 	int taken[MAXREC], ntaken = 0, n = 0, got = 0;
 	uint64_t prev_seq = 0;
