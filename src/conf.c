@@ -1,17 +1,19 @@
 /*
  * conf.c - configuration from defaults, file, environment and -o options.
  *
- * Every key is one row of the tables below: its scope (global, [hec], or a
- * listener section), its type, where it lives in the structs, its default
- * as text and its bounds.  Defaults are applied by parsing that text, so the
+ * Every key is one row of a table (struct conf_key): the global keys and the
+ * listener keys below, and the keys of each named section, which the module
+ * that owns them declares beside itself (struct conf_section: [hec] in
+ * sinks/hec.c).  A row gives the key's type, where it lives in its struct,
+ * its default as text and its bounds.  Defaults are applied by parsing that text, so the
  * table is the only place a default is written, and -n prints every key
  * from the same rows.  A value is parsed and checked when it is set; the
  * error names where it came from ("file:line", "environment (NAME)" or
  * "-o NAME.KEY") so that main can print it and exit 78.
  *
- * Secrets (deye-mitm.conf(5), Syntax and HEC KEYS): the token, and a
- * password in a URL's userinfo, are printed as *** and never put in an
- * error message; a secret with a control character is refused (it would
+ * Secrets (deye-mitm.conf(5), Syntax and HEC KEYS): a CONF_SECRET key, and
+ * a password in a CONF_URL's userinfo, are printed as *** and never put in
+ * an error message; a secret with a control character is refused (it would
  * end up in an HTTP header); main
  * wipes the secrets of -o from argv with conf_wipe_option.  Files: a config
  * or token file that another user can write is refused (the OpenSSH rule:
@@ -35,42 +37,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
-
 #include "log.h"
-
-enum scope { S_GLOBAL, S_HEC, S_LISTENER };
-
-enum type {
-	T_STR,      /* char *; "" unsets an optional string */
-	T_NONEMPTY, /* char *, never empty */
-	T_TEXT,     /* T_STR that goes into events: valid UTF-8 */
-	T_NONEMPTY_TEXT, /* T_NONEMPTY that goes into events: valid UTF-8 */
-	T_USER,     /* a user name that exists here */
-	T_SECRET,   /* char *, printed as *** */
-	T_SECRETFILE, /* path whose first line becomes the token */
-	T_URL,      /* HEC URL */
-	T_LONG,
-	T_DURATION, /* int64_t milliseconds */
-	T_SIZE,     /* int64_t bytes */
-	T_BOOL,
-	T_ENUM,
-	T_LISTEN,
-	T_UPSTREAM,
-	T_TZ,
-	T_ALLOW,
-};
-
-struct key {
-	enum scope scope;
-	const char *name;
-	enum type type;
-	size_t off;
-	const char *def;     /* NULL: unset */
-	int64_t min, max;    /* T_LONG, T_DURATION, T_SIZE */
-	const char *const *names; /* T_ENUM */
-	const char *env;     /* environment variable, or NULL */
-};
 
 static const char *const level_names[] = {"error", "warn", "info", "debug", NULL};
 static const char *const proto_names[] = {"solarman", "envoy", "raw", NULL};
@@ -81,55 +48,41 @@ static const char *const failure_names[] = {"close", "answer", NULL};
 	"169.254.0.0/16, ::1/128, fc00::/7, fe80::/10"
 
 #define MS(x) ((int64_t)(x))
-#define SEC(x) ((int64_t)(x) * 1000)
-#define KI(x) ((int64_t)(x) << 10)
-#define MI(x) ((int64_t)(x) << 20)
-#define GI(x) ((int64_t)(x) << 30)
+#define SEC(x) CONF_SEC(x)
+#define KI(x) CONF_KI(x)
+#define MI(x) CONF_MI(x)
+#define GI(x) CONF_GI(x)
 
 #define G(f) offsetof(struct conf, f)
-#define H(f) offsetof(struct hec_conf, f)
 #define L(f) offsetof(struct listener_conf, f)
 
-static const struct key keys[] = {
-	{S_GLOBAL, "log_level", T_ENUM, G(log_level), "info", 0, 0, level_names, NULL},
-	{S_GLOBAL, "state_dir", T_NONEMPTY, G(state_dir), "./deye-mitm-state", 0, 0, NULL, NULL},
-	{S_GLOBAL, "journal_fsync", T_DURATION, G(journal_fsync_ms), "1s", 0, SEC(3600), NULL, NULL},
-	{S_GLOBAL, "events", T_NONEMPTY, G(events), "stdout", 0, 0, NULL, NULL},
-	{S_GLOBAL, "spool_max", T_SIZE, G(spool_max), NULL, KI(64), GI(1024), NULL, NULL},
-	{S_GLOBAL, "max_connections", T_LONG, G(max_connections), "512", 1, 10000, NULL, NULL},
-	{S_GLOBAL, "max_connections_per_peer", T_LONG, G(max_connections_per_peer), "16", 1, 10000, NULL, NULL},
-	{S_GLOBAL, "allow", T_ALLOW, G(allow), DEFAULT_ALLOW, 0, 0, NULL, NULL},
-	{S_GLOBAL, "user", T_USER, G(user), NULL, 0, 0, NULL, NULL},
-
-	{S_HEC, "url", T_URL, H(url), NULL, 0, 0, NULL, "DEYE_SPLUNK_HEC_URL"},
-	{S_HEC, "token", T_SECRET, H(token), NULL, 0, 0, NULL, "DEYE_SPLUNK_HEC_TOKEN"},
-	{S_HEC, "token_file", T_SECRETFILE, H(token_file), NULL, 0, 0, NULL, NULL},
-	{S_HEC, "index", T_TEXT, H(index), NULL, 0, 0, NULL, "DEYE_SPLUNK_HEC_INDEX"},
-	{S_HEC, "sourcetype", T_NONEMPTY_TEXT, H(sourcetype), "_json", 0, 0, NULL, "DEYE_SPLUNK_HEC_SOURCETYPE"},
-	{S_HEC, "source", T_NONEMPTY_TEXT, H(source), "deye-mitm", 0, 0, NULL, NULL},
-	{S_HEC, "host", T_TEXT, H(host), NULL, 0, 0, NULL, NULL},
-	{S_HEC, "ca_file", T_STR, H(ca_file), NULL, 0, 0, NULL, "DEYE_SPLUNK_HEC_CA_FILE"},
-	{S_HEC, "insecure", T_BOOL, H(insecure), "no", 0, 0, NULL, "DEYE_SPLUNK_HEC_INSECURE"},
-	{S_HEC, "batch_max_events", T_LONG, H(batch_max_events), "100", 1, 100000, NULL, NULL},
-	{S_HEC, "batch_max_bytes", T_SIZE, H(batch_max_bytes), "512K", KI(1), MI(512), NULL, NULL},
-	{S_HEC, "flush_interval", T_DURATION, H(flush_interval_ms), "1s", MS(10), SEC(3600), NULL, NULL},
-	{S_HEC, "timeout", T_DURATION, H(timeout_ms), "10s", MS(100), SEC(600), NULL, NULL},
-	/* The old place of the global spool_max, still read (not printed). */
-	{S_HEC, "spool_max", T_SIZE, H(spool_max), NULL, KI(64), GI(1024), NULL, NULL},
-
-	{S_LISTENER, "protocol", T_ENUM, L(protocol), "solarman", 0, 0, proto_names, NULL},
-	{S_LISTENER, "listen", T_LISTEN, L(listen), "0.0.0.0:10000", 0, 0, NULL, NULL},
-	{S_LISTENER, "upstream", T_UPSTREAM, L(upstream), "5406.deviceaccess.host:10000", 0, 0, NULL, NULL},
-	{S_LISTENER, "connect_timeout", T_DURATION, L(connect_timeout_ms), "5s", MS(100), SEC(300), NULL, NULL},
-	{S_LISTENER, "idle_timeout", T_DURATION, L(idle_timeout_ms), "10m", MS(100), SEC(7 * 86400), NULL, NULL},
-	{S_LISTENER, "fin_timeout", T_DURATION, L(fin_timeout_ms), "10s", MS(100), SEC(3600), NULL, NULL},
-	{S_LISTENER, "on_upstream_failure", T_ENUM, L(on_upstream_failure), "close", 0, 0, failure_names, NULL},
-	{S_LISTENER, "tz_offset", T_TZ, L(tz_offset), "auto", 0, 0, NULL, NULL},
-	{S_LISTENER, "capture_dir", T_STR, L(capture_dir), NULL, 0, 0, NULL, NULL},
-	{S_LISTENER, "spool_dir", T_NONEMPTY, L(spool_dir), "/var/spool/envoy", 0, 0, NULL, NULL},
-	{S_LISTENER, "max_body", T_SIZE, L(max_body), "8M", KI(1), MI(64), NULL, NULL},
+static const struct conf_key global_keys[] = {
+	{.name = "log_level", .type = CONF_ENUM, .off = G(log_level), .def = "info", .names = level_names},
+	{.name = "state_dir", .type = CONF_NONEMPTY, .off = G(state_dir), .def = "./deye-mitm-state"},
+	{.name = "journal_fsync", .type = CONF_DURATION, .off = G(journal_fsync_ms), .def = "1s", .max = SEC(3600)},
+	{.name = "events", .type = CONF_NONEMPTY, .off = G(events), .def = "stdout"},
+	{.name = "spool_max", .type = CONF_SIZE, .off = G(spool_max), .min = KI(64), .max = GI(1024)},
+	{.name = "max_connections", .type = CONF_LONG, .off = G(max_connections), .def = "512", .min = 1, .max = 10000},
+	{.name = "max_connections_per_peer", .type = CONF_LONG, .off = G(max_connections_per_peer), .def = "16", .min = 1, .max = 10000},
+	{.name = "allow", .type = CONF_ALLOW, .off = G(allow), .def = DEFAULT_ALLOW},
+	{.name = "user", .type = CONF_USER, .off = G(user)},
 };
-#define NKEYS (sizeof keys / sizeof keys[0])
+
+static const struct conf_key listener_keys[] = {
+	{.name = "protocol", .type = CONF_ENUM, .off = L(protocol), .def = "solarman", .names = proto_names},
+	{.name = "listen", .type = CONF_LISTEN, .off = L(listen), .def = "0.0.0.0:10000"},
+	{.name = "upstream", .type = CONF_UPSTREAM, .off = L(upstream), .def = "5406.deviceaccess.host:10000"},
+	{.name = "connect_timeout", .type = CONF_DURATION, .off = L(connect_timeout_ms), .def = "5s", .min = MS(100), .max = SEC(300)},
+	{.name = "idle_timeout", .type = CONF_DURATION, .off = L(idle_timeout_ms), .def = "10m", .min = MS(100), .max = SEC(7 * 86400)},
+	{.name = "fin_timeout", .type = CONF_DURATION, .off = L(fin_timeout_ms), .def = "10s", .min = MS(100), .max = SEC(3600)},
+	{.name = "on_upstream_failure", .type = CONF_ENUM, .off = L(on_upstream_failure), .def = "close", .names = failure_names},
+	{.name = "tz_offset", .type = CONF_TZ, .off = L(tz_offset), .def = "auto"},
+	{.name = "capture_dir", .type = CONF_STR, .off = L(capture_dir)},
+	{.name = "spool_dir", .type = CONF_NONEMPTY, .off = L(spool_dir), .def = "/var/spool/envoy"},
+	{.name = "max_body", .type = CONF_SIZE, .off = L(max_body), .def = "8M", .min = KI(1), .max = MI(64)},
+};
+#define NGLOBAL (sizeof global_keys / sizeof global_keys[0])
+#define NLISTENER (sizeof listener_keys / sizeof listener_keys[0])
 
 const char *
 conf_proto_name(int p)
@@ -271,8 +224,8 @@ parse_bool(const char *s, bool *v)
 }
 
 /* RFC 3629: no overlong forms, no surrogates, nothing past U+10FFFF. */
-static bool
-utf8_valid(const char *str)
+bool
+conf_utf8_valid(const char *str)
 {
 	const unsigned char *s = (const unsigned char *)str;
 
@@ -301,8 +254,8 @@ utf8_valid(const char *str)
 	return true;
 }
 
-static bool
-has_control(const char *s)
+bool
+conf_has_control(const char *s)
 {
 	for (; *s != '\0'; s++)
 		if ((unsigned char)*s < 0x20 || *s == 0x7f)
@@ -347,53 +300,6 @@ conf_url_redact(const char *url)
 	memcpy(r + off, "***", 3);
 	memcpy(r + off + 3, url + off + len, n - off - len + 1);
 	return r;
-}
-
-static int
-check_hec_url(const char *s, char *err, size_t errlen)
-{
-	CURLU *u = NULL;
-	char *scheme = NULL, *host = NULL, *path = NULL, *shown;
-	int rc = -1;
-
-	/* Never echo a password, even in an error. */
-	if ((shown = conf_url_redact(s)) == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
-	if (has_control(s)) {
-		snprintf(err, errlen, "the URL contains a control character");
-		goto out;
-	}
-	if ((u = curl_url()) == NULL) {
-		snprintf(err, errlen, "out of memory");
-		goto out;
-	}
-	if (curl_url_set(u, CURLUPART_URL, s, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
-		snprintf(err, errlen, "'%s': not a URL (https://host:8088)", shown);
-		goto out;
-	}
-	if (strcmp(scheme, "https") != 0 && strcmp(scheme, "http") != 0) {
-		snprintf(err, errlen, "'%s': the scheme must be https or http", shown);
-		goto out;
-	}
-	if (curl_url_get(u, CURLUPART_PATH, &path, 0) == CURLUE_OK &&
-	    strcmp(path, "/") != 0 &&
-	    strncmp(path, "/services/collector", 19) != 0) {
-		snprintf(err, errlen,
-		    "'%s': the path must be empty or /services/collector...", shown);
-		goto out;
-	}
-	rc = 0;
-out:
-	free(shown);
-	curl_free(scheme);
-	curl_free(host);
-	curl_free(path);
-	curl_url_cleanup(u);
-	return rc;
 }
 
 /*
@@ -526,7 +432,7 @@ read_secret_file(const char *path, char *err, size_t errlen)
 		goto out;
 	}
 	/* It goes into an HTTP header: a CR or LF would start another one. */
-	if (has_control(line)) {
+	if (conf_has_control(line)) {
 		snprintf(err, errlen, "'%s': the token contains a control character",
 		    path);
 		goto out;
@@ -539,8 +445,8 @@ out:
 	return tok;
 }
 
-static int
-replace_str(char **field, const char *v, char *err, size_t errlen)
+int
+conf_replace_str(char **field, const char *v, char *err, size_t errlen)
 {
 	char *copy = NULL;
 
@@ -555,65 +461,65 @@ replace_str(char **field, const char *v, char *err, size_t errlen)
 
 /* Parse v into the field of k inside base. */
 static int
-key_set(const struct key *k, void *base, const char *v, char *err, size_t errlen)
+key_set(const struct conf_key *k, void *base, const char *v, char *err, size_t errlen)
 {
 	void *field = (char *)base + k->off;
 
-	if ((k->type == T_TEXT || k->type == T_NONEMPTY_TEXT) && !utf8_valid(v)) {
+	if ((k->type == CONF_TEXT || k->type == CONF_NONEMPTY_TEXT) && !conf_utf8_valid(v)) {
 		/* jansson would leave it out of every event without a word. */
 		snprintf(err, errlen, "'%s' is not valid UTF-8", k->name);
 		return -1;
 	}
 	switch (k->type) {
-	case T_STR:
-	case T_TEXT:
-		return replace_str(field, v[0] != '\0' ? v : NULL, err, errlen);
-	case T_NONEMPTY:
-	case T_NONEMPTY_TEXT:
+	case CONF_STR:
+	case CONF_TEXT:
+		return conf_replace_str(field, v[0] != '\0' ? v : NULL, err, errlen);
+	case CONF_NONEMPTY:
+	case CONF_NONEMPTY_TEXT:
 		if (v[0] == '\0') {
 			snprintf(err, errlen, "'%s' needs a value", k->name);
 			return -1;
 		}
-		return replace_str(field, v, err, errlen);
-	case T_USER:
+		return conf_replace_str(field, v, err, errlen);
+	case CONF_USER:
 		if (v[0] != '\0' && getpwnam(v) == NULL) {
 			snprintf(err, errlen, "user '%s' does not exist", v);
 			return -1;
 		}
-		return replace_str(field, v[0] != '\0' ? v : NULL, err, errlen);
-	case T_SECRET:
+		return conf_replace_str(field, v[0] != '\0' ? v : NULL, err, errlen);
+	case CONF_SECRET:
 		/* It goes into a header: a CR or LF would start another one. */
-		if (has_control(v)) {
+		if (conf_has_control(v)) {
 			snprintf(err, errlen, "the %s contains a control character",
 			    k->name);
 			return -1;
 		}
-		return replace_str(field, v[0] != '\0' ? v : NULL, err, errlen);
-	case T_SECRETFILE: {
+		return conf_replace_str(field, v[0] != '\0' ? v : NULL, err, errlen);
+	case CONF_SECRETFILE: {
 		char *tok;
 
 		if (v[0] == '\0')
-			return replace_str(field, NULL, err, errlen);
+			return conf_replace_str(field, NULL, err, errlen);
 		if ((tok = read_secret_file(v, err, errlen)) == NULL)
 			return -1;
-		/* The file's token replaces any token set before it. */
-		free(((struct hec_conf *)base)->token);
-		((struct hec_conf *)base)->token = tok;
-		return replace_str(field, v, err, errlen);
+		/* The file's secret replaces any set before it. */
+		free(*(char **)((char *)base + k->fills));
+		*(char **)((char *)base + k->fills) = tok;
+		return conf_replace_str(field, v, err, errlen);
 	}
-	case T_URL:
-		if (v[0] != '\0' && check_hec_url(v, err, errlen) != 0)
+	case CONF_URL:
+		if (v[0] != '\0' && k->check != NULL && k->check(v, err, errlen) != 0)
 			return -1;
-		return replace_str(field, v[0] != '\0' ? v : NULL, err, errlen);
-	case T_LONG:
-	case T_DURATION:
-	case T_SIZE: {
+		return conf_replace_str(field, v[0] != '\0' ? v : NULL, err, errlen);
+	case CONF_LONG:
+	case CONF_DURATION:
+	case CONF_SIZE: {
 		int64_t n;
 
-		if (k->type == T_DURATION) {
+		if (k->type == CONF_DURATION) {
 			if (conf_parse_duration(v, &n, err, errlen) != 0)
 				return -1;
-		} else if (k->type == T_SIZE) {
+		} else if (k->type == CONF_SIZE) {
 			if (conf_parse_size(v, &n, err, errlen) != 0)
 				return -1;
 		} else {
@@ -625,10 +531,10 @@ key_set(const struct key *k, void *base, const char *v, char *err, size_t errlen
 		}
 		if (n < k->min || n > k->max) {
 			char lo[32], hi[32];
-			if (k->type == T_DURATION) {
+			if (k->type == CONF_DURATION) {
 				conf_format_duration(k->min, lo, sizeof lo);
 				conf_format_duration(k->max, hi, sizeof hi);
-			} else if (k->type == T_SIZE) {
+			} else if (k->type == CONF_SIZE) {
 				conf_format_size(k->min, lo, sizeof lo);
 				conf_format_size(k->max, hi, sizeof hi);
 			} else {
@@ -639,19 +545,19 @@ key_set(const struct key *k, void *base, const char *v, char *err, size_t errlen
 			    k->name, v, lo, hi);
 			return -1;
 		}
-		if (k->type == T_LONG)
+		if (k->type == CONF_LONG)
 			*(long *)field = (long)n;
 		else
 			*(int64_t *)field = n;
 		return 0;
 	}
-	case T_BOOL:
+	case CONF_BOOL:
 		if (parse_bool(v, field) != 0) {
 			snprintf(err, errlen, "'%s': expected yes or no", v);
 			return -1;
 		}
 		return 0;
-	case T_ENUM:
+	case CONF_ENUM:
 		for (int i = 0; k->names[i] != NULL; i++) {
 			if (strcmp(v, k->names[i]) == 0) {
 				*(int *)field = i;
@@ -671,11 +577,11 @@ key_set(const struct key *k, void *base, const char *v, char *err, size_t errlen
 			    v, list);
 		}
 		return -1;
-	case T_LISTEN: {
+	case CONF_LISTEN: {
 		struct conf_listen *l = field;
 		return addr_parse_numeric(v, &l->ss, &l->len, err, errlen);
 	}
-	case T_UPSTREAM: {
+	case CONF_UPSTREAM: {
 		struct conf_upstream *u = field, nu = {0};
 		if (strcmp(v, "none") == 0) {
 			nu.none = true;
@@ -686,7 +592,7 @@ key_set(const struct key *k, void *base, const char *v, char *err, size_t errlen
 		*u = nu;
 		return 0;
 	}
-	case T_TZ: {
+	case CONF_TZ: {
 		struct conf_tz *tz = field;
 		char *end;
 		long m;
@@ -709,7 +615,7 @@ key_set(const struct key *k, void *base, const char *v, char *err, size_t errlen
 		tz->minutes = (int)m;
 		return 0;
 	}
-	case T_ALLOW: {
+	case CONF_ALLOW: {
 		struct allow_list *al = field, nal;
 		if (allow_parse(v, &nal, err, errlen) != 0)
 			return -1;
@@ -722,23 +628,23 @@ key_set(const struct key *k, void *base, const char *v, char *err, size_t errlen
 }
 
 static void
-key_format(const struct key *k, const void *base, char *buf, size_t len)
+key_format(const struct conf_key *k, const void *base, char *buf, size_t len)
 {
 	const void *field = (const char *)base + k->off;
 
 	buf[0] = '\0';
 	switch (k->type) {
-	case T_STR:
-	case T_NONEMPTY:
-	case T_TEXT:
-	case T_NONEMPTY_TEXT:
-	case T_USER:
-	case T_SECRETFILE: {
+	case CONF_STR:
+	case CONF_NONEMPTY:
+	case CONF_TEXT:
+	case CONF_NONEMPTY_TEXT:
+	case CONF_USER:
+	case CONF_SECRETFILE: {
 		const char *s = *(char *const *)field;
 		snprintf(buf, len, "%s", s ? s : "");
 		break;
 	}
-	case T_URL: {
+	case CONF_URL: {
 		const char *s = *(char *const *)field;
 		char *shown = s != NULL ? conf_url_redact(s) : NULL;
 		/* Out of memory shows nothing rather than the password. */
@@ -746,29 +652,29 @@ key_format(const struct key *k, const void *base, char *buf, size_t len)
 		free(shown);
 		break;
 	}
-	case T_SECRET:
+	case CONF_SECRET:
 		snprintf(buf, len, "%s", *(char *const *)field ? "***" : "");
 		break;
-	case T_LONG:
+	case CONF_LONG:
 		snprintf(buf, len, "%ld", *(const long *)field);
 		break;
-	case T_DURATION:
+	case CONF_DURATION:
 		conf_format_duration(*(const int64_t *)field, buf, len);
 		break;
-	case T_SIZE:
+	case CONF_SIZE:
 		conf_format_size(*(const int64_t *)field, buf, len);
 		break;
-	case T_BOOL:
+	case CONF_BOOL:
 		snprintf(buf, len, "%s", *(const bool *)field ? "yes" : "no");
 		break;
-	case T_ENUM:
+	case CONF_ENUM:
 		snprintf(buf, len, "%s", k->names[*(const int *)field]);
 		break;
-	case T_LISTEN:
+	case CONF_LISTEN:
 		addr_format((const struct sockaddr *)&((const struct conf_listen *)field)->ss,
 		    buf, len);
 		break;
-	case T_UPSTREAM: {
+	case CONF_UPSTREAM: {
 		const struct conf_upstream *u = field;
 		if (u->none)
 			snprintf(buf, len, "none");
@@ -778,7 +684,7 @@ key_format(const struct key *k, const void *base, char *buf, size_t len)
 			snprintf(buf, len, "%s:%u", u->host, u->port);
 		break;
 	}
-	case T_TZ: {
+	case CONF_TZ: {
 		const struct conf_tz *tz = field;
 		if (tz->is_auto)
 			snprintf(buf, len, "auto");
@@ -786,7 +692,7 @@ key_format(const struct key *k, const void *base, char *buf, size_t len)
 			snprintf(buf, len, "%d", tz->minutes);
 		break;
 	}
-	case T_ALLOW: {
+	case CONF_ALLOW: {
 		const struct allow_list *al = field;
 		size_t n = 0;
 		for (size_t i = 0; i < al->n && n + 1 < len; i++) {
@@ -801,31 +707,39 @@ key_format(const struct key *k, const void *base, char *buf, size_t len)
 	}
 }
 
-static const struct key *
-key_find(enum scope scope, const char *name)
+/* ---- scopes: the global keys, a named section's, or a listener's ---- */
+
+struct scope {
+	const char *section; /* NULL: global; else its name */
+	const struct conf_key *keys;
+	size_t nkeys;
+	void *base;          /* the struct the keys fill; NULL: none yet */
+};
+
+static const struct conf_key *
+key_find(const struct conf_key *keys, size_t n, const char *name)
 {
-	for (size_t i = 0; i < NKEYS; i++)
-		if (keys[i].scope == scope && strcmp(keys[i].name, name) == 0)
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(keys[i].name, name) == 0)
 			return &keys[i];
 	return NULL;
 }
 
 static void
-free_fields(enum scope scope, void *base)
+free_fields(const struct conf_key *keys, size_t n, void *base)
 {
-	for (size_t i = 0; i < NKEYS; i++) {
-		const struct key *k = &keys[i];
+	for (size_t i = 0; i < n; i++) {
+		const struct conf_key *k = &keys[i];
 		void *field = (char *)base + k->off;
 
-		if (k->scope != scope)
-			continue;
 		switch (k->type) {
-		case T_STR: case T_NONEMPTY: case T_TEXT: case T_NONEMPTY_TEXT:
-		case T_USER: case T_SECRET: case T_SECRETFILE: case T_URL:
+		case CONF_STR: case CONF_NONEMPTY: case CONF_TEXT:
+		case CONF_NONEMPTY_TEXT: case CONF_USER: case CONF_SECRET:
+		case CONF_SECRETFILE: case CONF_URL:
 			free(*(char **)field);
 			*(char **)field = NULL;
 			break;
-		case T_ALLOW:
+		case CONF_ALLOW:
 			allow_free(field);
 			break;
 		default:
@@ -835,18 +749,16 @@ free_fields(enum scope scope, void *base)
 }
 
 static int
-apply_defaults(enum scope scope, void *base)
+apply_defaults(const struct conf_key *keys, size_t n, void *base)
 {
 	char err[CONF_ERR_MAX];
 
-	for (size_t i = 0; i < NKEYS; i++)
-		if (keys[i].scope == scope && keys[i].def != NULL &&
+	for (size_t i = 0; i < n; i++)
+		if (keys[i].def != NULL &&
 		    key_set(&keys[i], base, keys[i].def, err, sizeof err) != 0)
 			return -1;
 	return 0;
 }
-
-/* ---- sections ---- */
 
 static bool
 valid_section_name(const char *s)
@@ -882,8 +794,9 @@ listener_add(struct conf *c, const char *name, const char *where)
 	l = &v[c->nlisteners];
 	memset(l, 0, sizeof *l);
 	if ((l->name = strdup(name)) == NULL ||
-	    (l->where = strdup(where)) == NULL || apply_defaults(S_LISTENER, l) != 0) {
-		free_fields(S_LISTENER, l);
+	    (l->where = strdup(where)) == NULL ||
+	    apply_defaults(listener_keys, NLISTENER, l) != 0) {
+		free_fields(listener_keys, NLISTENER, l);
 		free(l->name);
 		free(l->where);
 		return NULL;
@@ -892,16 +805,68 @@ listener_add(struct conf *c, const char *name, const char *where)
 	return l;
 }
 
+/* The named section called name; -1 if name is a listener's. */
+static ssize_t
+section_index(const struct conf *c, const char *name)
+{
+	for (size_t i = 0; i < c->nsections; i++)
+		if (strcmp(c->sections[i]->name, name) == 0)
+			return (ssize_t)i;
+	return -1;
+}
+
+/* The scope of section (NULL: global); base stays NULL for a listener
+ * that does not exist yet. */
+static struct scope
+scope_of(struct conf *c, const char *section)
+{
+	ssize_t i;
+
+	if (section == NULL)
+		return (struct scope){NULL, global_keys, NGLOBAL, c};
+	if ((i = section_index(c, section)) >= 0)
+		return (struct scope){section, c->sections[i]->keys,
+		    c->sections[i]->nkeys, c->section_data[i]};
+	return (struct scope){section, listener_keys, NLISTENER,
+	    listener_find(c, section)};
+}
+
+void *
+conf_section_get(const struct conf *c, const struct conf_section *s)
+{
+	for (size_t i = 0; i < c->nsections; i++)
+		if (c->sections[i] == s)
+			return c->section_data[i];
+	return NULL;
+}
+
 struct conf *
-conf_new(void)
+conf_new(const struct conf_section *const *sections)
 {
 	struct conf *c = calloc(1, sizeof *c);
+	size_t n = 0;
 
 	if (c == NULL)
 		return NULL;
-	if (apply_defaults(S_GLOBAL, c) != 0 || apply_defaults(S_HEC, &c->hec) != 0) {
+	while (sections != NULL && sections[n] != NULL)
+		n++;
+	c->sections = sections;
+	if (apply_defaults(global_keys, NGLOBAL, c) != 0 ||
+	    (n > 0 && (c->section_data = calloc(n, sizeof *c->section_data)) ==
+	    NULL)) {
 		conf_free(c);
 		return NULL;
+	}
+	for (; c->nsections < n; c->nsections++) {
+		const struct conf_section *s = sections[c->nsections];
+		void *base = calloc(1, s->size);
+
+		c->section_data[c->nsections] = base;
+		if (base == NULL || apply_defaults(s->keys, s->nkeys, base) != 0) {
+			c->nsections++;
+			conf_free(c);
+			return NULL;
+		}
 	}
 	return c;
 }
@@ -911,10 +876,16 @@ conf_free(struct conf *c)
 {
 	if (c == NULL)
 		return;
-	free_fields(S_GLOBAL, c);
-	free_fields(S_HEC, &c->hec);
+	free_fields(global_keys, NGLOBAL, c);
+	for (size_t i = 0; i < c->nsections; i++) {
+		if (c->section_data[i] != NULL)
+			free_fields(c->sections[i]->keys, c->sections[i]->nkeys,
+			    c->section_data[i]);
+		free(c->section_data[i]);
+	}
+	free(c->section_data);
 	for (size_t i = 0; i < c->nlisteners; i++) {
-		free_fields(S_LISTENER, &c->listeners[i]);
+		free_fields(listener_keys, NLISTENER, &c->listeners[i]);
 		free(c->listeners[i].name);
 		free(c->listeners[i].where);
 	}
@@ -922,50 +893,56 @@ conf_free(struct conf *c)
 	free(c);
 }
 
+/* Where a key called name belongs when it is not in scope s; msg. */
+static void
+misplaced(const struct conf *c, const struct scope *s, const char *name,
+    char *msg, size_t len)
+{
+	if (s->section != NULL && key_find(global_keys, NGLOBAL, name) != NULL) {
+		snprintf(msg, len,
+		    "'%s' is a global key: set it before the first [section]", name);
+		return;
+	}
+	if (s->keys != listener_keys &&
+	    key_find(listener_keys, NLISTENER, name) != NULL) {
+		snprintf(msg, len,
+		    "'%s' belongs in a listener section such as [deye]", name);
+		return;
+	}
+	for (size_t i = 0; i < c->nsections; i++) {
+		if (c->sections[i]->keys != s->keys &&
+		    key_find(c->sections[i]->keys, c->sections[i]->nkeys,
+		    name) != NULL) {
+			snprintf(msg, len, "'%s' belongs in the [%s] section", name,
+			    c->sections[i]->name);
+			return;
+		}
+	}
+	snprintf(msg, len, "unknown key '%s'", name);
+}
+
 /*
  * Set key in section (NULL: global) from where.  A listener section that
- * does not exist yet is created when create is set (-o deye.listen=...).
+ * does not exist yet is created (-o deye.listen=...).
  */
 static int
 set_key(struct conf *c, const char *section, const char *name, const char *v,
     const char *where, char *err, size_t errlen)
 {
-	enum scope scope = section == NULL ? S_GLOBAL :
-	    strcmp(section, "hec") == 0 ? S_HEC : S_LISTENER;
-	const struct key *k = key_find(scope, name);
+	struct scope s = scope_of(c, section);
+	const struct conf_key *k = key_find(s.keys, s.nkeys, name);
 	char msg[CONF_ERR_MAX - 64];
-	void *base;
 
 	if (k == NULL) {
-		if (scope != S_GLOBAL && key_find(S_GLOBAL, name) != NULL)
-			snprintf(msg, sizeof msg,
-			    "'%s' is a global key: set it before the first [section]",
-			    name);
-		else if (scope != S_LISTENER && key_find(S_LISTENER, name) != NULL)
-			snprintf(msg, sizeof msg,
-			    "'%s' belongs in a listener section such as [deye]", name);
-		else if (scope != S_HEC && key_find(S_HEC, name) != NULL)
-			snprintf(msg, sizeof msg, "'%s' belongs in the [hec] section",
-			    name);
-		else
-			snprintf(msg, sizeof msg, "unknown key '%s'", name);
+		misplaced(c, &s, name, msg, sizeof msg);
 		snprintf(err, errlen, "%s: %s", where, msg);
 		return -1;
 	}
-	if (scope == S_GLOBAL) {
-		base = c;
-	} else if (scope == S_HEC) {
-		base = &c->hec;
-	} else {
-		struct listener_conf *l = listener_find(c, section);
-
-		if (l == NULL && (l = listener_add(c, section, where)) == NULL) {
-			snprintf(err, errlen, "%s: out of memory", where);
-			return -1;
-		}
-		base = l;
+	if (s.base == NULL && (s.base = listener_add(c, section, where)) == NULL) {
+		snprintf(err, errlen, "%s: out of memory", where);
+		return -1;
 	}
-	if (key_set(k, base, v, msg, sizeof msg) != 0) {
+	if (key_set(k, s.base, v, msg, sizeof msg) != 0) {
 		snprintf(err, errlen, "%s: %s", where, msg);
 		return -1;
 	}
@@ -987,7 +964,7 @@ trim(char *s)
 
 struct seen {
 	char section[64];
-	const struct key *key;
+	const struct conf_key *key;
 	unsigned line;
 };
 
@@ -1060,7 +1037,7 @@ conf_load_file(struct conf *c, const char *path, char *err, size_t errlen)
 			}
 			snprintf(section, sizeof section, "%s", name);
 			in_section = true;
-			if (strcmp(name, "hec") != 0 && listener_find(c, name) == NULL &&
+			if (section_index(c, name) < 0 && listener_find(c, name) == NULL &&
 			    listener_add(c, name, where) == NULL) {
 				snprintf(err, errlen, "%s: out of memory", where);
 				goto out;
@@ -1088,10 +1065,10 @@ conf_load_file(struct conf *c, const char *path, char *err, size_t errlen)
 				goto out;
 		}
 		/* Remember what this line set, to catch a key set twice. */
-		const struct key *k = key == NULL ? NULL :
-		    key_find(!in_section ? S_GLOBAL :
-		    strcmp(section, "hec") == 0 ? S_HEC : S_LISTENER, key);
-		if (k != NULL && (k->type == T_SECRET || (k->type == T_URL &&
+		struct scope sc = scope_of(c, in_section ? section : NULL);
+		const struct conf_key *k = key == NULL ? NULL :
+		    key_find(sc.keys, sc.nkeys, key);
+		if (k != NULL && (k->type == CONF_SECRET || (k->type == CONF_URL &&
 		    url_password(val, &pw_off, &pw_len))))
 			has_secret = true;
 		for (size_t i = 0; k != NULL && i < nseen; i++) {
@@ -1126,21 +1103,33 @@ out:
 	return rc;
 }
 
-int
-conf_load_env(struct conf *c, char *err, size_t errlen)
+static int
+load_env_keys(struct conf *c, const char *section, const struct conf_key *keys,
+    size_t n, char *err, size_t errlen)
 {
-	for (size_t i = 0; i < NKEYS; i++) {
-		const struct key *k = &keys[i];
+	for (size_t i = 0; i < n; i++) {
+		const struct conf_key *k = &keys[i];
 		const char *v;
 		char where[64];
 
 		if (k->env == NULL || (v = getenv(k->env)) == NULL || v[0] == '\0')
 			continue;
 		snprintf(where, sizeof where, "environment (%s)", k->env);
-		if (set_key(c, k->scope == S_HEC ? "hec" : NULL, k->name, v, where,
-		    err, errlen) != 0)
+		if (set_key(c, section, k->name, v, where, err, errlen) != 0)
 			return -1;
 	}
+	return 0;
+}
+
+int
+conf_load_env(struct conf *c, char *err, size_t errlen)
+{
+	if (load_env_keys(c, NULL, global_keys, NGLOBAL, err, errlen) != 0)
+		return -1;
+	for (size_t i = 0; i < c->nsections; i++)
+		if (load_env_keys(c, c->sections[i]->name, c->sections[i]->keys,
+		    c->sections[i]->nkeys, err, errlen) != 0)
+			return -1;
 	return 0;
 }
 
@@ -1195,90 +1184,79 @@ conf_finish(struct conf *c, char *err, size_t errlen)
 			}
 		}
 	}
-	if (c->spool_max != 0 && c->hec.spool_max != 0) {
-		snprintf(err, errlen, "spool_max is set both as a global key and "
-		    "in [hec] (its old place): keep the global one");
-		return -1;
-	}
+	/* A section may take an old key's value over (spool_max in [hec]). */
+	for (size_t i = 0; i < c->nsections; i++)
+		if (c->sections[i]->finish != NULL &&
+		    c->sections[i]->finish(c->section_data[i], c, err, errlen) != 0)
+			return -1;
 	if (c->spool_max == 0)
-		c->spool_max = c->hec.spool_max != 0 ? c->hec.spool_max : MI(256);
-	if (c->hec.host == NULL) {
-		char h[256];
-		if (gethostname(h, sizeof h) != 0)
-			snprintf(h, sizeof h, "localhost");
-		h[sizeof h - 1] = '\0';
-		if (!utf8_valid(h)) {
-			snprintf(err, errlen,
-			    "this host's name is not valid UTF-8: set hec.host");
-			return -1;
-		}
-		if (replace_str(&c->hec.host, h, err, errlen) != 0)
-			return -1;
-	}
+		c->spool_max = MI(256);
 	return 0;
 }
 
-bool
-conf_hec_enabled(const struct conf *c)
+static bool
+scope_has_secret(const struct conf_key *keys, size_t n, const void *base)
 {
-	return c->hec.url != NULL && c->hec.token != NULL;
+	size_t off, len;
+
+	for (size_t i = 0; i < n; i++) {
+		const char *v = *(char *const *)((const char *)base + keys[i].off);
+
+		if ((keys[i].type == CONF_SECRET && v != NULL) ||
+		    (keys[i].type == CONF_URL && v != NULL &&
+		    url_password(v, &off, &len)))
+			return true;
+	}
+	return false;
 }
 
 bool
 conf_has_secret(const struct conf *c)
 {
-	size_t off, len;
-
-	return c->hec.token != NULL ||
-	    (c->hec.url != NULL && url_password(c->hec.url, &off, &len));
+	for (size_t i = 0; i < c->nsections; i++)
+		if (scope_has_secret(c->sections[i]->keys, c->sections[i]->nkeys,
+		    c->section_data[i]))
+			return true;
+	return false;
 }
 
-/*
- * The -o options whose value is secret, by the name given to -o; for a URL
- * only the password of its userinfo is.  By name rather than by key type,
- * so that a secret is wiped even from an -o that was refused.
- */
-static const struct {
-	const char *name;
-	bool url;
-} secret_options[] = {
-	{"hec.token", false},
-	{"hec.url", true},
-	{"mqtt.password", false},
-	{"mqtt.url", true},
-};
-
 void
-conf_wipe_option(char *kv)
+conf_wipe_option(const struct conf *c, char *kv)
 {
-	char *eq = strchr(kv, '='), *v;
-	size_t n, off, len;
+	char *eq = strchr(kv, '='), *dot;
+	const struct conf_key *k = NULL;
+	size_t off, len;
 
-	if (eq == NULL)
-		return;
-	n = (size_t)(eq - kv);
-	v = eq + 1;
-	for (size_t i = 0; i < sizeof secret_options / sizeof secret_options[0];
-	    i++) {
-		if (strlen(secret_options[i].name) != n ||
-		    strncmp(kv, secret_options[i].name, n) != 0)
+	if (eq == NULL || (dot = memchr(kv, '.', (size_t)(eq - kv))) == NULL)
+		return; /* no global key is secret */
+	for (size_t i = 0; i < c->nsections && k == NULL; i++) {
+		const struct conf_section *s = c->sections[i];
+
+		if (strlen(s->name) != (size_t)(dot - kv) ||
+		    strncmp(kv, s->name, (size_t)(dot - kv)) != 0)
 			continue;
-		if (!secret_options[i].url)
-			memset(v, '*', strlen(v));
-		else if (url_password(v, &off, &len))
-			memset(v + off, '*', len);
-		return;
+		for (size_t j = 0; j < s->nkeys && k == NULL; j++)
+			if (strlen(s->keys[j].name) == (size_t)(eq - dot - 1) &&
+			    strncmp(dot + 1, s->keys[j].name,
+			    (size_t)(eq - dot - 1)) == 0)
+				k = &s->keys[j];
 	}
+	if (k == NULL)
+		return;
+	if (k->type == CONF_SECRET)
+		memset(eq + 1, '*', strlen(eq + 1));
+	else if (k->type == CONF_URL && url_password(eq + 1, &off, &len))
+		memset(eq + 1 + off, '*', len);
 }
 
 static void
-print_scope(FILE *f, enum scope scope, const void *base)
+print_scope(FILE *f, const struct conf_key *keys, size_t nkeys,
+    const void *base)
 {
 	char v[1024];
 
-	for (size_t i = 0; i < NKEYS; i++) {
-		if (keys[i].scope != scope || (keys[i].off == H(spool_max) &&
-		    scope == S_HEC))
+	for (size_t i = 0; i < nkeys; i++) {
+		if (keys[i].hidden)
 			continue;
 		key_format(&keys[i], base, v, sizeof v);
 		size_t n = strlen(v);
@@ -1291,14 +1269,19 @@ print_scope(FILE *f, enum scope scope, const void *base)
 	}
 }
 
+/* Global keys, then the named sections in their table's order, then the
+ * listeners in the order they were made. */
 void
 conf_print(const struct conf *c, FILE *f)
 {
-	print_scope(f, S_GLOBAL, c);
-	fprintf(f, "\n[hec]\n");
-	print_scope(f, S_HEC, &c->hec);
+	print_scope(f, global_keys, NGLOBAL, c);
+	for (size_t i = 0; i < c->nsections; i++) {
+		fprintf(f, "\n[%s]\n", c->sections[i]->name);
+		print_scope(f, c->sections[i]->keys, c->sections[i]->nkeys,
+		    c->section_data[i]);
+	}
 	for (size_t i = 0; i < c->nlisteners; i++) {
 		fprintf(f, "\n[%s]\n", c->listeners[i].name);
-		print_scope(f, S_LISTENER, &c->listeners[i]);
+		print_scope(f, listener_keys, NLISTENER, &c->listeners[i]);
 	}
 }

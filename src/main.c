@@ -302,7 +302,7 @@ main(int argc, char **argv)
 	/* Not thread-safe: once, here, before any thread starts. */
 	if (mosquitto_lib_init() != MOSQ_ERR_SUCCESS)
 		fatalx(1, "libmosquitto initialisation failed");
-	if ((c = conf_new()) == NULL)
+	if ((c = conf_new(sinks_sections())) == NULL)
 		fatalx(1, "out of memory");
 	if ((file != NULL && conf_load_file(c, file, err, sizeof err) != 0) ||
 	    conf_load_env(c, err, sizeof err) != 0)
@@ -314,7 +314,7 @@ main(int argc, char **argv)
 		goto conf_error;
 	/* Every user can read /proc/PID/cmdline; conf has its own copies. */
 	for (int i = 0; i < nopts; i++)
-		conf_wipe_option(opts[i]);
+		conf_wipe_option(c, opts[i]);
 	free(opts);
 	if (conf_has_secret(c) && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
 		log_warn("cannot make the process non-dumpable: a core dump "

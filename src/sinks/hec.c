@@ -32,6 +32,7 @@
 #include "sinks/hec.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdbool.h>
@@ -322,12 +323,137 @@ deliver(void *state, struct sink_runner *run, const struct journal_rec *recs,
 	}
 }
 
+/* ---- the [hec] section ---- */
+
+#define H(f) offsetof(struct hec_conf, f)
+
+static int
+check_url(const char *s, char *err, size_t errlen)
+{
+	CURLU *u = NULL;
+	char *scheme = NULL, *host = NULL, *path = NULL, *shown;
+	int rc = -1;
+
+	/* Never echo a password, even in an error. */
+	if ((shown = conf_url_redact(s)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (conf_has_control(s)) {
+		snprintf(err, errlen, "the URL contains a control character");
+		goto out;
+	}
+	if ((u = curl_url()) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	if (curl_url_set(u, CURLUPART_URL, s, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
+		snprintf(err, errlen, "'%s': not a URL (https://host:8088)", shown);
+		goto out;
+	}
+	if (strcmp(scheme, "https") != 0 && strcmp(scheme, "http") != 0) {
+		snprintf(err, errlen, "'%s': the scheme must be https or http", shown);
+		goto out;
+	}
+	if (curl_url_get(u, CURLUPART_PATH, &path, 0) == CURLUE_OK &&
+	    strcmp(path, "/") != 0 &&
+	    strncmp(path, "/services/collector", 19) != 0) {
+		snprintf(err, errlen,
+		    "'%s': the path must be empty or /services/collector...", shown);
+		goto out;
+	}
+	rc = 0;
+out:
+	free(shown);
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(path);
+	curl_url_cleanup(u);
+	return rc;
+}
+
+static int
+finish(void *sec, struct conf *c, char *err, size_t errlen)
+{
+	struct hec_conf *h = sec;
+
+	if (c->spool_max != 0 && h->spool_max != 0) {
+		snprintf(err, errlen, "spool_max is set both as a global key and "
+		    "in [hec] (its old place): keep the global one");
+		return -1;
+	}
+	if (c->spool_max == 0)
+		c->spool_max = h->spool_max;
+	if (h->host == NULL) {
+		char name[256];
+
+		if (gethostname(name, sizeof name) != 0)
+			snprintf(name, sizeof name, "localhost");
+		name[sizeof name - 1] = '\0';
+		if (!conf_utf8_valid(name)) {
+			snprintf(err, errlen,
+			    "this host's name is not valid UTF-8: set hec.host");
+			return -1;
+		}
+		if (conf_replace_str(&h->host, name, err, errlen) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+static const struct conf_key keys[] = {
+	{.name = "url", .type = CONF_URL, .off = H(url), .check = check_url,
+	    .env = "DEYE_SPLUNK_HEC_URL"},
+	{.name = "token", .type = CONF_SECRET, .off = H(token),
+	    .env = "DEYE_SPLUNK_HEC_TOKEN"},
+	{.name = "token_file", .type = CONF_SECRETFILE, .off = H(token_file),
+	    .fills = H(token)},
+	{.name = "index", .type = CONF_TEXT, .off = H(index),
+	    .env = "DEYE_SPLUNK_HEC_INDEX"},
+	{.name = "sourcetype", .type = CONF_NONEMPTY_TEXT, .off = H(sourcetype),
+	    .def = "_json", .env = "DEYE_SPLUNK_HEC_SOURCETYPE"},
+	{.name = "source", .type = CONF_NONEMPTY_TEXT, .off = H(source),
+	    .def = "deye-mitm"},
+	{.name = "host", .type = CONF_TEXT, .off = H(host)},
+	{.name = "ca_file", .type = CONF_STR, .off = H(ca_file),
+	    .env = "DEYE_SPLUNK_HEC_CA_FILE"},
+	{.name = "insecure", .type = CONF_BOOL, .off = H(insecure), .def = "no",
+	    .env = "DEYE_SPLUNK_HEC_INSECURE"},
+	{.name = "batch_max_events", .type = CONF_LONG,
+	    .off = H(batch_max_events), .def = "100", .min = 1, .max = 100000},
+	{.name = "batch_max_bytes", .type = CONF_SIZE, .off = H(batch_max_bytes),
+	    .def = "512K", .min = CONF_KI(1), .max = CONF_MI(512)},
+	{.name = "flush_interval", .type = CONF_DURATION,
+	    .off = H(flush_interval_ms), .def = "1s", .min = 10,
+	    .max = CONF_SEC(3600)},
+	{.name = "timeout", .type = CONF_DURATION, .off = H(timeout_ms),
+	    .def = "10s", .min = 100, .max = CONF_SEC(600)},
+	{.name = "spool_max", .type = CONF_SIZE, .off = H(spool_max),
+	    .min = CONF_KI(64), .max = CONF_GI(1024), .hidden = true},
+};
+
+const struct conf_section sink_hec_section = {
+	.name = "hec",
+	.keys = keys,
+	.nkeys = sizeof keys / sizeof keys[0],
+	.size = sizeof(struct hec_conf),
+	.finish = finish,
+};
+
+/* ---- the sink ---- */
+
 static bool
 wanted(const struct conf *c)
 {
-	if (conf_hec_enabled(c))
+	const struct hec_conf *h = conf_section_get(c, &sink_hec_section);
+
+	if (h == NULL)
+		return false;
+	if (h->url != NULL && h->token != NULL)
 		return true;
-	if (c->hec.url != NULL)
+	if (h->url != NULL)
 		log_warnx("hec: url is set but no token: not delivering to HEC");
 	return false;
 }
@@ -353,7 +479,7 @@ stop(void *state)
 static int
 start(const struct conf *c, void **state, struct sink_limits *lim)
 {
-	const struct hec_conf *hf = &c->hec;
+	const struct hec_conf *hf = conf_section_get(c, &sink_hec_section);
 	struct hec *hc = calloc(1, sizeof *hc);
 	struct buf auth = {0};
 	CURL *h;
@@ -418,6 +544,7 @@ fail:
 
 const struct sink_ops sink_hec_ops = {
 	.name = "hec",
+	.section = &sink_hec_section,
 	.wanted = wanted,
 	.start = start,
 	.deliver = deliver,

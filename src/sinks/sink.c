@@ -52,6 +52,7 @@ static const struct sink_ops *const sinks[] = {
 	&sink_hec_ops,
 };
 static struct sink_runner *running[NELEM(sinks)];
+static const struct conf_section *sections[NELEM(sinks) + 1];
 
 struct sink_runner {
 	const struct sink_ops *ops;
@@ -394,6 +395,18 @@ sink_runner_stats(struct sink_runner *run, struct sink_stats *out)
 	pthread_mutex_lock(&run->lock);
 	*out = run->stats;
 	pthread_mutex_unlock(&run->lock);
+}
+
+const struct conf_section *const *
+sinks_sections(void)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < NELEM(sinks); i++)
+		if (sinks[i]->section != NULL)
+			sections[n++] = sinks[i]->section;
+	sections[n] = NULL;
+	return sections;
 }
 
 int

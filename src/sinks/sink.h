@@ -7,7 +7,9 @@
  * count, bytes and interval, commit on success and rewind on failure, the
  * capped backoff with jitter, the failure log at most once a minute, the
  * stop grace and SIGHUP.  Adding a sink is one file plus one line in the
- * table in sink.c.
+ * table in sink.c; its keys are a struct conf_section declared beside it
+ * and named in its ops, so the configuration engine reads, checks and
+ * prints its [section] with no edit of conf.c.
  */
 #ifndef DEYE_SINK_H
 #define DEYE_SINK_H
@@ -50,6 +52,8 @@ struct sink_result {
 
 struct sink_ops {
 	const char *name; /* the log prefix and the journal cursor's name */
+	/* Its [section] of keys, or NULL (conf.h: declared beside it). */
+	const struct conf_section *section;
 	/* Whether c asks for this sink (it may warn why not). */
 	bool (*wanted)(const struct conf *c);
 	/* 0 with *state and *lim set, or -1 (logged). */
@@ -73,6 +77,9 @@ struct sink_stats {
 	bool failing;         /* the last attempt failed */
 };
 
+/* The sections of the sinks in the table, NULL-terminated: for
+ * conf_new(). */
+const struct conf_section *const *sinks_sections(void);
 /* The sinks in the table that c asks for: start each (a runner thread
  * each); -1 with err naming the one that could not start. */
 int sinks_start(const struct conf *c, char *err, size_t errlen);

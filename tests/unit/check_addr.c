@@ -17,6 +17,7 @@
 #include <check.h>
 
 #include "conf.h"
+#include "sinks/sink.h"
 #include "suites.h"
 #include "relay/addr.h"
 
@@ -547,7 +548,7 @@ END_TEST
 
 /* ---- allow_parse, allow_match ---- */
 
-/* The default of conf.c's allow key, as conf_new() sets it. */
+/* The default of conf.c's allow key, as conf_new(sinks_sections()) sets it. */
 static const struct {
 	const char *peer;
 	bool allowed;
@@ -585,7 +586,7 @@ static const struct {
 
 START_TEST(test_allow_default)
 {
-	struct conf *c = conf_new();
+	struct conf *c = conf_new(sinks_sections());
 	struct sockaddr_storage ss;
 	bool m;
 

@@ -19,6 +19,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -28,6 +29,8 @@
 
 #include "conf.h"
 #include "log.h"
+#include "sinks/hec.h"
+#include "sinks/sink.h"
 #include "suites.h"
 
 #define NELEM(a) (sizeof (a) / sizeof (a)[0])
@@ -60,10 +63,45 @@ restore(void)
 	log_set_level(LOG_INFO);
 }
 
+/* The [hec] section of c. */
+#define HEC(c) ((struct hec_conf *)conf_section_get((c), &sink_hec_section))
+
+/*
+ * A module's own section, as a sink would declare one: a secret and a URL
+ * (no check) with an environment variable, to see that the engine treats
+ * any section's keys like [hec]'s.
+ */
+struct plug_conf {
+	char *url;
+	char *password;
+	long count;
+};
+
+static const struct conf_key plug_keys[] = {
+	{.name = "url", .type = CONF_URL,
+	    .off = offsetof(struct plug_conf, url), .env = "DEYE_TEST_PLUG_URL"},
+	{.name = "password", .type = CONF_SECRET,
+	    .off = offsetof(struct plug_conf, password)},
+	{.name = "count", .type = CONF_LONG,
+	    .off = offsetof(struct plug_conf, count), .def = "3", .min = 1,
+	    .max = 9},
+};
+
+static const struct conf_section plug_section = {
+	.name = "plug",
+	.keys = plug_keys,
+	.nkeys = sizeof plug_keys / sizeof plug_keys[0],
+	.size = sizeof(struct plug_conf),
+};
+
+static const struct conf_section *const with_plug[] = {
+	&sink_hec_section, &plug_section, NULL
+};
+
 static struct conf *
 new_conf(void)
 {
-	struct conf *c = conf_new();
+	struct conf *c = conf_new(sinks_sections());
 
 	ck_assert_ptr_nonnull(c);
 	return c;
@@ -745,7 +783,7 @@ START_TEST(test_option_last_wins)
 	assert_printed(c, "deye", "listen", "127.0.0.1:2");
 	assert_printed(c, "", "allow", "::1/128");
 	ck_assert_uint_eq(c->nlisteners, 1);
-	ck_assert_str_eq(c->hec.index, "second");
+	ck_assert_str_eq(HEC(c)->index, "second");
 	conf_free(c);
 }
 END_TEST
@@ -774,8 +812,8 @@ static void
 assert_hec(const struct conf *c, const char *key, const char *want)
 {
 	if (strcmp(key, "token") == 0) {
-		ck_assert_ptr_nonnull(c->hec.token);
-		ck_assert_str_eq(c->hec.token, want);
+		ck_assert_ptr_nonnull(HEC(c)->token);
+		ck_assert_str_eq(HEC(c)->token, want);
 	} else {
 		assert_printed(c, "hec", key, want);
 	}
@@ -841,7 +879,7 @@ START_TEST(test_env_none)
 	ck_assert_int_eq(conf_load_env(c, err, sizeof err), 0);
 	after = print_conf(c);
 	ck_assert_str_eq(after, before);
-	ck_assert_str_eq(c->hec.token, "file-token");
+	ck_assert_str_eq(HEC(c)->token, "file-token");
 	free(before);
 	free(after);
 	conf_free(c);
@@ -991,18 +1029,18 @@ START_TEST(test_finish_host)
 	struct conf *c = new_conf();
 	char err[CONF_ERR_MAX] = "", h[256];
 
-	ck_assert_ptr_null(c->hec.host);
+	ck_assert_ptr_null(HEC(c)->host);
 	ck_assert_int_eq(gethostname(h, sizeof h), 0);
 	h[sizeof h - 1] = '\0';
 	ck_assert_int_eq(conf_finish(c, err, sizeof err), 0);
-	ck_assert_ptr_nonnull(c->hec.host);
-	ck_assert_str_eq(c->hec.host, h);
+	ck_assert_ptr_nonnull(HEC(c)->host);
+	ck_assert_str_eq(HEC(c)->host, h);
 	conf_free(c);
 
 	c = new_conf();
 	ck_assert_int_eq(conf_set_option(c, "hec.host=golden-host", err, sizeof err), 0);
 	ck_assert_int_eq(conf_finish(c, err, sizeof err), 0);
-	ck_assert_str_eq(c->hec.host, "golden-host");
+	ck_assert_str_eq(HEC(c)->host, "golden-host");
 	conf_free(c);
 }
 END_TEST
@@ -1025,9 +1063,9 @@ START_TEST(test_token_file)
 
 	snprintf(opt, sizeof opt, "hec.token_file=%s", token_files[_i].file);
 	ck_assert_msg(conf_set_option(c, opt, err, sizeof err) == 0, "%s", err);
-	ck_assert_ptr_nonnull(c->hec.token);
-	ck_assert_str_eq(c->hec.token, token_files[_i].token);
-	ck_assert_str_eq(c->hec.token_file, token_files[_i].file);
+	ck_assert_ptr_nonnull(HEC(c)->token);
+	ck_assert_str_eq(HEC(c)->token, token_files[_i].token);
+	ck_assert_str_eq(HEC(c)->token_file, token_files[_i].file);
 	assert_printed(c, "hec", "token", "***");
 	assert_printed(c, "hec", "token_file", token_files[_i].file);
 	out = print_conf(c);
@@ -1075,7 +1113,7 @@ START_TEST(test_token_file_replaces_token)
 	ck_assert_int_eq(conf_set_option(c, "hec.token=earlier", err, sizeof err), 0);
 	ck_assert_int_eq(conf_set_option(c, "hec.token_file=" DATA "/token.txt", err,
 	    sizeof err), 0);
-	ck_assert_str_eq(c->hec.token, "s3cr3t-t0ken-1234");
+	ck_assert_str_eq(HEC(c)->token, "s3cr3t-t0ken-1234");
 	conf_free(c);
 }
 END_TEST
@@ -1103,7 +1141,7 @@ START_TEST(test_token_never_printed)
 		break;
 	}
 	ck_assert_int_eq(conf_finish(c, err, sizeof err), 0);
-	ck_assert_str_eq(c->hec.token, "Sup3rS3cretT0ken");
+	ck_assert_str_eq(HEC(c)->token, "Sup3rS3cretT0ken");
 	out = print_conf(c);
 	ck_assert_msg(strstr(out, "Sup3rS3cret") == NULL, "the token is in -n output:\n%s",
 	    out);
@@ -1124,7 +1162,7 @@ START_TEST(test_token_unset_printed_empty)
 	assert_printed(c, "hec", "token", "***");
 	ck_assert_int_eq(conf_set_option(c, "hec.token=", err, sizeof err), 0);
 	assert_printed(c, "hec", "token", "");
-	ck_assert_ptr_null(c->hec.token);
+	ck_assert_ptr_null(HEC(c)->token);
 	conf_free(c);
 }
 END_TEST
@@ -1150,7 +1188,7 @@ START_TEST(test_hec_enabled)
 	for (size_t i = 0; i < 2 && hec_enabled[_i].opts[i] != NULL; i++)
 		ck_assert_msg(conf_set_option(c, hec_enabled[_i].opts[i], err,
 		    sizeof err) == 0, "%s", err);
-	on = conf_hec_enabled(c);
+	on = sink_hec_ops.wanted(c);
 	conf_free(c);
 	ck_assert(on == hec_enabled[_i].enabled);
 }
@@ -1206,7 +1244,7 @@ START_TEST(test_url_bad)
 
 	snprintf(opt, sizeof opt, "hec.url=%s", url_bad[_i].url);
 	rc = conf_set_option(c, opt, err, sizeof err);
-	ck_assert_ptr_null(c->hec.url);
+	ck_assert_ptr_null(HEC(c)->url);
 	conf_free(c);
 	ck_assert_msg(rc == -1, "-o %s accepted", opt);
 	ck_assert_msg(strncmp(err, "-o hec.url: ", 12) == 0, "%s", err);
@@ -1251,9 +1289,11 @@ static const struct {
 } wipe[] = {
 	{"hec.token=ARGVTOKEN", "hec.token=*********"},
 	{"hec.token=", "hec.token="},
-	{"mqtt.password=pw", "mqtt.password=**"},
+	{"plug.password=pw", "plug.password=**"},
 	{"hec.url=http://user:URLPW@127.0.0.1:8088", "hec.url=http://user:*****@127.0.0.1:8088"},
-	{"mqtt.url=mqtt://u:p@broker", "mqtt.url=mqtt://u:*@broker"},
+	{"plug.url=mqtt://u:p@broker", "plug.url=mqtt://u:*@broker"},
+	{"plug.count=7", "plug.count=7"},
+	{"deye.password=pw", "deye.password=pw"},
 	{"hec.url=https://splunk.example:8088", "hec.url=https://splunk.example:8088"},
 	{"hec.token_file=/etc/tok", "hec.token_file=/etc/tok"},
 	{"hec.tokens=x", "hec.tokens=x"},
@@ -1267,8 +1307,12 @@ START_TEST(test_wipe_option)
 {
 	char arg[128];
 
+	struct conf *c = conf_new(with_plug);
+
+	ck_assert_ptr_nonnull(c);
 	snprintf(arg, sizeof arg, "%s", wipe[_i].arg);
-	conf_wipe_option(arg);
+	conf_wipe_option(c, arg);
+	conf_free(c);
 	ck_assert_str_eq(arg, wipe[_i].left);
 }
 END_TEST
@@ -1298,6 +1342,58 @@ START_TEST(test_has_secret)
 	got = conf_has_secret(c);
 	conf_free(c);
 	ck_assert(got == holds[_i].secret);
+}
+END_TEST
+
+/*
+ * A section a module declares is a section like [hec]: its defaults, its
+ * keys from a file, the environment and -o, its place in -n (after [hec],
+ * before the listeners), the hint for a key set in the wrong section, and
+ * its secrets.
+ */
+START_TEST(test_plugin_section)
+{
+	struct conf *c = conf_new(with_plug);
+	const struct plug_conf *p;
+	char err[CONF_ERR_MAX] = "", *text, *v;
+	const char *hec, *plug, *deye;
+
+	ck_assert_ptr_nonnull(c);
+	p = conf_section_get(c, &plug_section);
+	ck_assert_ptr_nonnull(p);
+	ck_assert_int_eq(p->count, 3);
+	ck_assert(!conf_has_secret(c));
+
+	setenv("DEYE_TEST_PLUG_URL", "mqtt://broker", 1);
+	ck_assert_msg(conf_load_env(c, err, sizeof err) == 0, "%s", err);
+	unsetenv("DEYE_TEST_PLUG_URL");
+	ck_assert_str_eq(p->url, "mqtt://broker");
+
+	ck_assert_int_eq(conf_set_option(c, "plug.count=10", err, sizeof err), -1);
+	ck_assert_str_eq(err, "-o plug.count: count '10' out of range (1 to 9)");
+	ck_assert_int_eq(conf_set_option(c, "deye.count=2", err, sizeof err), -1);
+	ck_assert_str_eq(err, "-o deye.count: 'count' belongs in the [plug] section");
+	ck_assert_int_eq(conf_set_option(c, "plug.listen=127.0.0.1:1", err,
+	    sizeof err), -1);
+	ck_assert_str_eq(err, "-o plug.listen: 'listen' belongs in a listener "
+	    "section such as [deye]");
+	ck_assert_msg(conf_set_option(c, "plug.password=pw", err, sizeof err) == 0,
+	    "%s", err);
+	ck_assert(conf_has_secret(c));
+	ck_assert_msg(conf_finish(c, err, sizeof err) == 0, "%s", err);
+
+	v = printed_value(c, "plug", "password");
+	ck_assert_str_eq(v, "***");
+	free(v);
+	text = print_conf(c);
+	hec = strstr(text, "\n[hec]\n");
+	plug = strstr(text, "\n[plug]\n");
+	deye = strstr(text, "\n[deye]\n");
+	ck_assert(hec != NULL && plug != NULL && deye != NULL);
+	ck_assert(hec < plug && plug < deye);
+	ck_assert_ptr_null(strstr(text, "pw"));
+	free(text);
+	conf_free(c);
 }
 END_TEST
 
@@ -1407,7 +1503,7 @@ START_TEST(test_file_modes)
 	rmdir(dir);
 	if (modes[_i].err == NULL) {
 		ck_assert_msg(rc == 0, "mode %04o refused: %s", modes[_i].mode, err);
-		ck_assert_str_eq(c->hec.token, "t0ken");
+		ck_assert_str_eq(HEC(c)->token, "t0ken");
 	} else {
 		ck_assert_msg(rc == -1, "mode %04o uid %u accepted",
 		    modes[_i].mode, (unsigned)uid);
@@ -1452,7 +1548,7 @@ START_TEST(test_token_bytes)
 	rc = conf_set_option(c, opt, err, sizeof err);
 	unlink(path);
 	rmdir(dir);
-	snprintf(token, sizeof token, "%s", c->hec.token ? c->hec.token : "(unset)");
+	snprintf(token, sizeof token, "%s", HEC(c)->token ? HEC(c)->token : "(unset)");
 	conf_free(c);
 	if (token_bytes[_i].err == NULL) {
 		ck_assert_msg(rc == 0, "%s", err);
@@ -1683,8 +1779,8 @@ START_TEST(test_long_lines)
 	rmdir(dir);
 	free(text);
 	/* Keep what is checked and free first: a failure leaks nothing. */
-	source_len = c->hec.source != NULL ? strlen(c->hec.source) : 0;
-	snprintf(index, sizeof index, "%s", c->hec.index ? c->hec.index : "(unset)");
+	source_len = HEC(c)->source != NULL ? strlen(HEC(c)->source) : 0;
+	snprintf(index, sizeof index, "%s", HEC(c)->index ? HEC(c)->index : "(unset)");
 	conf_free(c);
 	if (long_lines[_i].err_line == 0) {
 		ck_assert_msg(rc == 0, "a %zu-character line was refused: %s", len, err);
@@ -1733,7 +1829,7 @@ START_TEST(test_bom)
 	rmdir(dir);
 	if (boms[_i].err == NULL) {
 		ck_assert_msg(rc == 0, "%s", err);
-		ck_assert_str_eq(c->hec.host, "h");
+		ck_assert_str_eq(HEC(c)->host, "h");
 		if (strstr(boms[_i].text, "log_level") != NULL)
 			assert_printed(c, "", "log_level", "debug");
 	} else {
@@ -1823,6 +1919,7 @@ conf_suite(void)
 	tcase_add_loop_test(tc, test_url_redact, 0, NELEM(redact));
 	tcase_add_loop_test(tc, test_wipe_option, 0, NELEM(wipe));
 	tcase_add_loop_test(tc, test_has_secret, 0, NELEM(holds));
+	tcase_add_test(tc, test_plugin_section);
 	tcase_add_loop_test(tc, test_file_modes, 0, NELEM(modes));
 	tcase_add_loop_test(tc, test_token_bytes, 0, NELEM(token_bytes));
 

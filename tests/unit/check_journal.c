@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "sinks/sink.h"
 #include "suites.h"
 #include "pipeline/journal.h"
 
@@ -69,7 +70,7 @@ rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
 static void
 open_journal(bool small)
 {
-	struct conf *c = conf_new();
+	struct conf *c = conf_new(sinks_sections());
 	char opt[128], err[256];
 
 	ck_assert_ptr_nonnull(c);
@@ -173,7 +174,7 @@ END_TEST
 START_TEST(test_lock)
 {
 	char err[512], want[128];
-	struct conf *c = conf_new();
+	struct conf *c = conf_new(sinks_sections());
 	int st;
 	pid_t pid;
 

@@ -129,7 +129,7 @@ static const struct sink_ops stub_ops = {
 static void
 setup_journal(int n)
 {
-	struct conf *c = conf_new();
+	struct conf *c = conf_new(sinks_sections());
 	char opt[128], err[256], json[64];
 
 	snprintf(dir, sizeof dir, "/tmp/deye-check-sink-XXXXXX");
