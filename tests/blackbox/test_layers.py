@@ -42,9 +42,9 @@ def folder(inc, name):
 DECODERS = {"proto/solarman.h", "proto/solarman_event.h", "proto/envoy.h",
             "proto/http.h"}
 PIPELINE = {"pipeline/journal.h", "pipeline/outbox.h", "event.h"}
-SINKS = {"sinks/hec.h", "sinks/jsonl.h", "sinks/sink.h",
+SINKS = {"sinks/hec.h", "sinks/jsonl.h", "sinks/sink.h", "sinks/mqtt.h",
          "sinks/mqtt_topics.h"}
-EXPECTED_SINKS = ["sinks/hec", "sinks/jsonl"]
+EXPECTED_SINKS = ["sinks/hec", "sinks/jsonl", "sinks/mqtt"]
 PROTOCOLS = DECODERS | {"proto/proto.h", "proto/tap.h", "proto/capture.h",
                         "proto/envoy_spool.h"}
 
