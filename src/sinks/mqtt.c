@@ -290,10 +290,11 @@ connect_broker(struct mqtt *q, struct sink_runner *run, char *why,
 	t0 = clock_now_ms();
 	while (q->connack < 0) {
 		rc = mosquitto_loop(q->m, LOOP_MS, 1);
-		if (q->lost || (rc != MOSQ_ERR_SUCCESS && q->connack < 0)) {
+		if (q->connack > 0)
+			break; /* refused: said below */
+		if (q->lost || rc != MOSQ_ERR_SUCCESS) {
 			snprintf(why, whylen, "cannot connect to %s: %s; events "
 			    "are kept and retried", q->url,
-			    q->connack > 0 ? connack_text(q->connack) :
 			    strerr(q->lost ? q->lost_rc : rc));
 			goto fail;
 		}
