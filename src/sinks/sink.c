@@ -40,6 +40,7 @@
 #include "log.h"
 #include "sinks/hec.h"
 #include "sinks/jsonl.h"
+#include "sinks/mqtt.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 #define IDLE_MS 500            /* a SIGHUP is seen within this */
@@ -50,6 +51,7 @@
 static const struct sink_ops *const sinks[] = {
 	&sink_jsonl_ops,
 	&sink_hec_ops,
+	&sink_mqtt_ops,
 };
 static struct sink_runner *running[NELEM(sinks)];
 static const struct conf_section *sections[NELEM(sinks) + 1];
@@ -236,6 +238,8 @@ run_sink(void *arg)
 		if (n == 0) {
 			if (is_stopping(run))
 				break;
+			if (ops->idle != NULL)
+				ops->idle(run->state);
 			continue;
 		}
 		for (size_t i = 0; i < n; i++)

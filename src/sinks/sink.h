@@ -64,6 +64,10 @@ struct sink_ops {
 	    const struct journal_rec *recs, size_t n, struct sink_result *r);
 	/* On the runner's thread, between batches, after SIGHUP; or NULL. */
 	void (*reopen)(void *state);
+	/* On the runner's thread when it found nothing to deliver (about
+	 * twice a second while the journal is idle): keep-alives, timers;
+	 * or NULL. */
+	void (*idle)(void *state);
 	/* On the runner's thread when it ends (or after a failed start). */
 	void (*stop)(void *state);
 };

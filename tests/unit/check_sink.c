@@ -617,6 +617,51 @@ reset_stub(void)
 	stub.stopped = false;
 }
 
+/* The optional idle op: called when a wait found nothing to deliver,
+ * never before what was there is delivered. */
+static struct {
+	pthread_mutex_t lock;
+	int calls;
+	int delivered_then; /* records delivered at the first call */
+} idle_seen = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static void
+stub_idle(void *state)
+{
+	(void)state;
+	pthread_mutex_lock(&idle_seen.lock);
+	if (idle_seen.calls++ == 0) {
+		pthread_mutex_lock(&stub.lock);
+		idle_seen.delivered_then = stub.ndelivered;
+		pthread_mutex_unlock(&stub.lock);
+	}
+	pthread_mutex_unlock(&idle_seen.lock);
+}
+
+START_TEST(test_idle_called_when_nothing_to_deliver)
+{
+	struct sink_ops ops = stub_ops;
+	struct sink_runner *run;
+	int n = 0;
+
+	ops.idle = stub_idle;
+	setup_journal(5);
+	run = sink_runner_start(&ops, NULL);
+	ck_assert_ptr_nonnull(run);
+	ck_assert(wait_delivered(5));
+	for (int i = 0; i < 300 && n < 2; i++) {
+		pthread_mutex_lock(&idle_seen.lock);
+		n = idle_seen.calls;
+		pthread_mutex_unlock(&idle_seen.lock);
+		usleep(10000);
+	}
+	stop_stub(run);
+	ck_assert_int_ge(n, 2);
+	ck_assert_int_eq(idle_seen.delivered_then, 5);
+	teardown_journal();
+}
+END_TEST
+
 Suite *
 sink_suite(void)
 {
@@ -636,6 +681,7 @@ sink_suite(void)
 	tcase_add_test(tc, test_backoff_as_applied);
 	tcase_add_test(tc, test_stop_never_hangs);
 	tcase_add_test(tc, test_stop_leaves_a_stuck_sink_behind);
+	tcase_add_test(tc, test_idle_called_when_nothing_to_deliver);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("policy");
 	tcase_add_test(tc, test_backoff_schedule);

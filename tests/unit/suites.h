@@ -18,6 +18,7 @@ Suite *tap_suite(void);
 Suite *sink_suite(void);
 Suite *proto_suite(void);
 Suite *stats_suite(void);
+Suite *mqtt_suite(void);
 
 /* Frees what conf_suite() allocated to build its data-driven cases. */
 void conf_suite_cleanup(void);
