@@ -25,7 +25,7 @@ WARN     = -std=c11 -Wall -Wextra $(WERROR) -Wshadow -Wstrict-prototypes \
            -Wmissing-prototypes -Wpointer-arith -Wformat=2 -Wvla \
            -Wcast-qual -Wwrite-strings -Wundef -Wnull-dereference
 DEFS     = -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -D_TIME_BITS=64 -DDEYE_VERSION='"$(VERSION)"'
-DEPS     = libcurl jansson zlib expat
+DEPS     = libcurl jansson zlib expat libmosquitto
 DEPS_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(DEPS))
 DEPS_LIBS   := $(shell $(PKG_CONFIG) --libs $(DEPS)) -lresolv -pthread -lm
 CHECK_CFLAGS := $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
@@ -50,6 +50,9 @@ OBJ   = $(SRC:src/%.c=$(B)/%.o)
 LIB_OBJ = $(filter-out $(B)/main.o,$(OBJ))
 UNIT_SRC = $(wildcard tests/unit/*.c)
 UNIT_OBJ = $(UNIT_SRC:tests/unit/%.c=$(B)/unit/%.o)
+# The unit tests link tests/unit/stub_clock.c in place of clock.o: clocks a
+# test can stop and move (see there), at no cost to the daemon.
+UNIT_LIB_OBJ = $(filter-out $(B)/clock.o,$(LIB_OBJ))
 # slowdisk.c is an LD_PRELOAD shim (the slow-disk tests), not a program.
 TOOL_SRC = $(filter-out tests/tools/slowdisk.c,$(wildcard tests/tools/*.c))
 TOOLS    = $(TOOL_SRC:tests/tools/%.c=$(B)/tools/%) $(B)/tools/slowdisk.so
@@ -91,7 +94,7 @@ $(B)/%.o: src/%.c
 $(B)/unit/%.o: tests/unit/%.c | $(B)/unit
 	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -c -o $@ $<
 
-$(B)/unit-tests: $(UNIT_OBJ) $(LIB_OBJ)
+$(B)/unit-tests: $(UNIT_OBJ) $(UNIT_LIB_OBJ)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(DEPS_LIBS)
 
 $(B)/tools/%: tests/tools/%.c | $(B)/tools

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
+#include <mosquitto.h>
 
 #include "conf.h"
 #include "decode_cli.h"
@@ -298,6 +299,9 @@ main(int argc, char **argv)
 
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
 		fatalx(1, "libcurl initialisation failed");
+	/* Not thread-safe: once, here, before any thread starts. */
+	if (mosquitto_lib_init() != MOSQ_ERR_SUCCESS)
+		fatalx(1, "libmosquitto initialisation failed");
 	if ((c = conf_new(sinks_sections())) == NULL)
 		fatalx(1, "out of memory");
 	if ((file != NULL && conf_load_file(c, file, err, sizeof err) != 0) ||
@@ -321,6 +325,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "configuration OK\n");
 		conf_free(c);
 		curl_global_cleanup();
+		mosquitto_lib_cleanup();
 		return 0;
 	}
 
@@ -393,6 +398,7 @@ main(int argc, char **argv)
 	listeners_free();
 	conf_free(c);
 	curl_global_cleanup();
+	mosquitto_lib_cleanup();
 	log_info("stopped");
 	return 0;
 
@@ -401,5 +407,6 @@ conf_error:
 	conf_free(c);
 	free(opts);
 	curl_global_cleanup();
+	mosquitto_lib_cleanup();
 	return CONF_EXIT;
 }

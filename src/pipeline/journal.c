@@ -67,6 +67,7 @@
 #define RETRY_LOG_MS 1000
 #define LOSS_LOG_MS 10000
 #define CURSOR_LOG_MS 60000
+#define REC_GUESS 1024 /* record size assumed when none was seen */
 
 /* read_record() results besides a record's size. */
 #define REC_END 0      /* off is the end */
@@ -77,6 +78,7 @@
 struct segment {
 	uint64_t no;
 	uint64_t size;
+	uint64_t recs; /* records in it: counted, or estimated (last run's) */
 };
 
 struct journal_reader {
@@ -107,6 +109,7 @@ static struct segment *segs;
 static size_t nsegs;
 static int wfd = -1;          /* the active (last) segment */
 static uint64_t wseg, wsize;  /* its number and size, the writer's own */
+static uint64_t wrecs;        /* and its records */
 static uint64_t seg_max, spool_max;
 static int64_t fsync_ms, last_sync_ms;
 static bool dirty, woken;
@@ -353,7 +356,7 @@ fail:
  * mid-append), or damage with nothing valid after it (copied first).
  */
 static int
-recover_last(const char *path, uint64_t *size)
+recover_last(const char *path, uint64_t *size, uint64_t *valid)
 {
 	int fd = open(path, O_RDWR | O_CLOEXEC);
 	struct stat st;
@@ -375,6 +378,7 @@ recover_last(const char *path, uint64_t *size)
 
 		if (r > 0) {
 			off += (uint64_t)r;
+			(*valid)++;
 			continue;
 		}
 		if (r == REC_AGAIN || resync(fd, off, end, &buf, &cap, &at) != 0)
@@ -555,7 +559,7 @@ journal_open(const struct conf *c, char *err, size_t errlen)
 			return -1;
 		}
 		segs = ns;
-		segs[nsegs++] = (struct segment){no, (uint64_t)st.st_size};
+		segs[nsegs++] = (struct segment){no, (uint64_t)st.st_size, 0};
 	}
 	closedir(d);
 	if (nsegs > 1)
@@ -565,20 +569,29 @@ journal_open(const struct conf *c, char *err, size_t errlen)
 			snprintf(err, errlen, "out of memory");
 			return -1;
 		}
-		segs[0] = (struct segment){1, 0};
+		segs[0] = (struct segment){1, 0, 0};
 		nsegs = 1;
 	} else {
+		struct segment *last = &segs[nsegs - 1];
+		uint64_t avg;
 		char path[4300];
-		seg_path(segs[nsegs - 1].no, path, sizeof path);
-		if (recover_last(path, &segs[nsegs - 1].size) != 0) {
+
+		seg_path(last->no, path, sizeof path);
+		if (recover_last(path, &last->size, &last->recs) != 0) {
 			snprintf(err, errlen, "journal %s: cannot recover", path);
 			return -1;
 		}
+		/* Counting the others would read them all: estimated. */
+		avg = last->recs > 0 ? last->size / last->recs : REC_GUESS;
+		avg = avg > HDR ? avg : HDR;
+		for (size_t i = 0; i + 1 < nsegs; i++)
+			segs[i].recs = (segs[i].size + avg - 1) / avg;
 	}
 	for (size_t i = 0; i < nsegs; i++)
 		stats.bytes += segs[i].size;
 	wseg = segs[nsegs - 1].no;
 	wsize = segs[nsegs - 1].size;
+	wrecs = segs[nsegs - 1].recs;
 	last_sync_ms = clock_now_ms();
 	if (nsegs > 1 || wsize > 0)
 		log_info("journal %s: %zu segment(s), %" PRIu64 " bytes kept from "
@@ -592,6 +605,39 @@ journal_stats(struct journal_stats *out)
 	pthread_mutex_lock(&lock);
 	*out = stats;
 	pthread_mutex_unlock(&lock);
+}
+
+static size_t seg_index(uint64_t no);
+static uint64_t count_records(uint64_t no, uint64_t off, uint64_t size);
+
+bool
+journal_backlog(const char *name, struct journal_backlog *out)
+{
+	const struct journal_reader *r = NULL;
+	size_t i;
+
+	out->events = out->bytes = 0;
+	pthread_mutex_lock(&lock);
+	for (i = 0; i < nreaders && r == NULL; i++)
+		if (strcmp(readers[i]->name, name) == 0)
+			r = readers[i];
+	for (i = r != NULL ? seg_index(r->commit.seg) : nsegs; i < nsegs; i++) {
+		uint64_t off = 0, idx = 0;
+
+		if (segs[i].no == r->commit.seg) {
+			off = r->commit.off;
+			idx = r->commit.idx;
+		}
+		if (off < segs[i].size)
+			out->bytes += segs[i].size - off;
+		/* An estimate may fall short of a cursor: still one left. */
+		if (idx < segs[i].recs)
+			out->events += segs[i].recs - idx;
+		else if (off < segs[i].size)
+			out->events++;
+	}
+	pthread_mutex_unlock(&lock);
+	return r != NULL;
 }
 
 /* ---- cursors ---- */
@@ -680,7 +726,8 @@ journal_reader_open(const char *name)
 		s = segs[0].no;
 		o = 0;
 	}
-	r->commit = (struct journal_pos){s, o};
+	/* Once per sink at start: at most one segment read. */
+	r->commit = (struct journal_pos){s, o, o > 0 ? count_records(s, 0, o) : 0};
 	r->read = r->commit;
 	if (nreaders == READERS_MAX) {
 		pthread_mutex_unlock(&lock);
@@ -791,7 +838,7 @@ enforce_spool_max(void)
 			if (r->commit.seg <= s->no) {
 				uint64_t o = r->commit.seg == s->no ? r->commit.off : 0;
 				from = o < from ? o : from;
-				r->commit = (struct journal_pos){segs[1].no, 0};
+				r->commit = (struct journal_pos){segs[1].no, 0, 0};
 				if (r->read.seg <= s->no)
 					r->read = r->commit;
 			}
@@ -852,7 +899,7 @@ roll(void)
 	ns = realloc(segs, (nsegs + 1) * sizeof *segs);
 	if (ns != NULL) {
 		segs = ns;
-		segs[nsegs++] = (struct segment){wseg + 1, 0};
+		segs[nsegs++] = (struct segment){wseg + 1, 0, 0};
 		delete_passed();
 		pthread_cond_broadcast(&grown); /* readers at its end move on */
 	}
@@ -863,6 +910,7 @@ roll(void)
 	}
 	wseg++;
 	wsize = 0;
+	wrecs = 0;
 	if (open_active(wseg, err, sizeof err) != 0)
 		log_errorx("%s", err);
 }
@@ -966,6 +1014,7 @@ journal_append(int64_t time_ms, const char *json, size_t len)
 		}
 	}
 	wsize += HDR + len;
+	wrecs++;
 	dirty = true;
 	pthread_mutex_lock(&lock);
 	stats.appended++;
@@ -987,6 +1036,7 @@ journal_publish(void)
 	pthread_mutex_lock(&lock);
 	stats.bytes += wsize - segs[nsegs - 1].size;
 	segs[nsegs - 1].size = wsize;
+	segs[nsegs - 1].recs = wrecs;
 	if (deleting) {
 		enforce_spool_max();
 		delete_passed();
@@ -1062,8 +1112,10 @@ reader_skip(struct journal_reader *r, struct journal_pos pos, uint64_t to,
     uint64_t records, bool count)
 {
 	pthread_mutex_lock(&lock);
-	if (r->read.seg == pos.seg && r->read.off == pos.off)
+	if (r->read.seg == pos.seg && r->read.off == pos.off) {
 		r->read.off = to;
+		r->read.idx += records;
+	}
 	if (count) {
 		stats.damaged_records += records;
 		stats.damaged_bytes += to - pos.off;
@@ -1120,9 +1172,9 @@ journal_next(struct journal_reader *r, struct journal_rec *rec,
 			return 0;
 		}
 		if (segs[i].no != r->read.seg)
-			r->read = (struct journal_pos){segs[i].no, 0};
+			r->read = (struct journal_pos){segs[i].no, 0, 0};
 		if (r->read.off >= segs[i].size && i + 1 < nsegs) {
-			r->read = (struct journal_pos){segs[i + 1].no, 0};
+			r->read = (struct journal_pos){segs[i + 1].no, 0, 0};
 			pthread_mutex_unlock(&lock);
 			continue;
 		}
@@ -1186,7 +1238,8 @@ journal_next(struct journal_reader *r, struct journal_rec *rec,
 			r->retries = 0;
 		}
 		rec->pos = pos;
-		rec->next = (struct journal_pos){pos.seg, pos.off + (uint64_t)n};
+		rec->next = (struct journal_pos){pos.seg, pos.off + (uint64_t)n,
+		    pos.idx + 1};
 		rec->json = r->buf;
 		pthread_mutex_lock(&lock);
 		/* Unless spool_max moved us on meanwhile. */

@@ -11,6 +11,7 @@
 #ifndef DEYE_JOURNAL_H
 #define DEYE_JOURNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -20,6 +21,7 @@
 struct journal_pos {
 	uint64_t seg;
 	uint64_t off;
+	uint64_t idx; /* records of seg before off (for the backlog count) */
 };
 
 struct journal_rec {
@@ -53,6 +55,20 @@ int journal_lock(const char *state_dir, uid_t owner, gid_t group, char *err,
 int journal_open(const struct conf *c, char *err, size_t errlen);
 void journal_close(void);
 void journal_stats(struct journal_stats *out);
+
+/*
+ * What the cursor called name has not committed yet: the events and bytes
+ * between it and the published end.  No read of the journal: the segment
+ * list keeps each segment's record count.  Exact for what this run
+ * appended; segments kept from the last run (but its last one, counted
+ * when it is recovered) are estimated from the average record size.
+ * False when no reader has that name.
+ */
+struct journal_backlog {
+	uint64_t events;
+	uint64_t bytes;
+};
+bool journal_backlog(const char *name, struct journal_backlog *out);
 
 /*
  * Writer thread only.  Returns 0, or -1 with errno: EMSGSIZE for an event

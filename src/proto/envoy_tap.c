@@ -24,7 +24,10 @@
  * body in progress, or the next one, is skipped by the parser: relayed,
  * not captured, counted and logged at most once a second.
  *
- * The totals for the stats hook are added when a connection closes.
+ * The counters for the stats hook are the listener's (struct
+ * envoy_counts, handed to open): the HTTP ones added when a connection
+ * closes, the events by type as the worker makes them.  A report's Envoy
+ * serial tells loggers.c when that Envoy was last heard.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -47,6 +50,7 @@
 #include "proto/envoy.h"
 #include "proto/envoy_spool.h"
 #include "proto/http.h"
+#include "proto/loggers.h"
 #include "proto/proto.h"
 #include "relay/addr.h"
 
@@ -67,13 +71,20 @@ struct envoy_tap;
 
 /* Bytes of body buffers reserved by every Envoy stream. */
 static atomic_size_t budget_used;
-/* Totals of every closed connection, by direction (0 requests, 1
- * responses). */
-static struct {
+/* The event types a report makes, counted as frames. */
+static const char *const frame_types[] = {"envoy_report", "envoy_device",
+    "envoy_interval", "envoy_reading", "envoy_event"};
+#define FRAME_TYPES (sizeof frame_types / sizeof frame_types[0])
+
+/* One listener's totals: of its closed connections, by direction (0
+ * requests, 1 responses); of the worker's events. */
+struct envoy_counts {
 	atomic_uint_fast64_t messages[2];
 	atomic_uint_fast64_t malformed[HTTP_ERRORS];
 	atomic_uint_fast64_t skipped[2], over_budget[2], lost[2];
-} totals;
+	atomic_uint_fast64_t frames[FRAME_TYPES];
+	atomic_uint_fast64_t bad_reports;  /* reports that made no readings */
+};
 static struct ratelimit rl_budget = RATELIMIT_INITIALIZER;
 
 struct envoy_dir {
@@ -88,6 +99,7 @@ struct envoy_dir {
 
 struct envoy_tap {
 	const struct listener_conf *lc;
+	struct envoy_counts *counts; /* the listener's */
 	uint64_t conn_id;
 	char peer[ADDR_STR_MAX];
 	struct envoy_dir d[2];
@@ -105,6 +117,7 @@ struct envoy_tap {
 /* A whole message, for the worker thread. */
 struct job {
 	const struct listener_conf *lc;
+	struct envoy_counts *counts; /* the listener's, outlives the worker */
 	struct event_meta meta;
 	char peer[ADDR_STR_MAX];
 	bool response;
@@ -191,9 +204,25 @@ job_free(void *arg)
 }
 
 static void
+count(atomic_uint_fast64_t *c, uint64_t n)
+{
+	atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+/* An event of a report (arg: its job): counted, and its Envoy heard. */
+static void
 emit(void *arg, json_t *ev, int64_t time_ms)
 {
-	(void)arg;
+	const struct job *j = arg;
+	const char *type = json_string_value(json_object_get(ev, "type"));
+	const char *serial = json_string_value(json_object_get(ev,
+	    "envoy.serial"));
+
+	for (size_t i = 0; type != NULL && i < FRAME_TYPES; i++)
+		if (strcmp(type, frame_types[i]) == 0)
+			count(&j->counts->frames[i], 1);
+	if (serial != NULL && type != NULL && strcmp(type, "envoy_report") == 0)
+		loggers_heard(serial, j->meta.received_ms);
 	outbox_put(ev, time_ms);
 }
 
@@ -269,6 +298,7 @@ bad_report(const struct job *j, const char *err)
 	struct event_meta meta = j->meta;
 	json_t *ev;
 
+	count(&j->counts->bad_reports, 1);
 	log_warnx("conn %" PRIu64 " [%s]: report %s not decoded (%s)",
 	    j->meta.conn_id, j->lc->name, j->name, err);
 	if ((ev = undecodable(&meta, "bad-report")) != NULL) {
@@ -294,7 +324,7 @@ report(struct job *j, const uint8_t *form, size_t n)
 		return;
 	}
 	spool(j, "xml", xml, len);
-	k = envoy_report_events((const char *)xml, len, &ctx, emit, NULL, err,
+	k = envoy_report_events((const char *)xml, len, &ctx, emit, j, err,
 	    sizeof err);
 	if (k < 0)
 		bad_report(j, err);
@@ -384,6 +414,7 @@ job_new(struct envoy_tap *e, int dir, struct http_msg *m, const char *name)
 	for (size_t i = 0; i < m->nheaders; i++)
 		cap += strlen(m->headers[i].name) + strlen(m->headers[i].value) + 4;
 	j->lc = e->lc;
+	j->counts = e->counts;
 	j->response = dir == 1;
 	snprintf(j->name, sizeof j->name, "%s", name);
 	snprintf(j->peer, sizeof j->peer, "%s", e->peer);
@@ -590,6 +621,7 @@ envoy_open(const struct proto_conn *pc)
 	if (e == NULL)
 		return NULL;
 	e->lc = lc;
+	e->counts = pc->counts;
 	e->conn_id = pc->conn_id;
 	snprintf(e->peer, sizeof e->peer, "%s", pc->peer);
 	pthread_mutex_init(&e->lock, NULL);
@@ -621,12 +653,6 @@ envoy_feed(void *p, int dir, const uint8_t *buf, size_t n, bool answer)
 }
 
 static void
-count(atomic_uint_fast64_t *c, uint64_t n)
-{
-	atomic_fetch_add_explicit(c, n, memory_order_relaxed);
-}
-
-static void
 envoy_close(void *p)
 {
 	struct envoy_tap *e = p;
@@ -638,12 +664,12 @@ envoy_close(void *p)
 		http_stream_finish(&e->d[i].s, &h);
 		for (int k = 0; k < HTTP_ERRORS; k++) {
 			errors += e->d[i].s.errors[k];
-			count(&totals.malformed[k], e->d[i].s.errors[k]);
+			count(&e->counts->malformed[k], e->d[i].s.errors[k]);
 		}
-		count(&totals.messages[i], e->d[i].s.messages);
-		count(&totals.skipped[i], e->skipped[i]);
-		count(&totals.over_budget[i], e->over_budget[i]);
-		count(&totals.lost[i], e->lost[i]);
+		count(&e->counts->messages[i], e->d[i].s.messages);
+		count(&e->counts->skipped[i], e->skipped[i]);
+		count(&e->counts->over_budget[i], e->over_budget[i]);
+		count(&e->counts->lost[i], e->lost[i]);
 		if (errors > 0 || e->skipped[i] > 0 || e->lost[i] > 0 ||
 		    e->over_budget[i] > 0)
 			log_info("conn %" PRIu64 " [%s] %s: %" PRIu64 " HTTP "
@@ -665,25 +691,31 @@ envoy_close(void *p)
 }
 
 static void
-envoy_stats(proto_stat_fn *fn, void *arg)
+envoy_stats(const void *counts, proto_stat_fn *fn, void *arg)
 {
 	static const char *const side[2] = {"requests", "responses"};
+	const struct envoy_counts *c = counts;
 	char name[48];
 
+	for (size_t i = 0; i < FRAME_TYPES; i++) {
+		snprintf(name, sizeof name, "frames.%s", frame_types[i]);
+		fn(arg, name, atomic_load(&c->frames[i]));
+	}
+	fn(arg, "rejected.bad_report", atomic_load(&c->bad_reports));
 	for (int i = 0; i < 2; i++) {
 		snprintf(name, sizeof name, "messages.%s", side[i]);
-		fn(arg, name, atomic_load(&totals.messages[i]));
+		fn(arg, name, atomic_load(&c->messages[i]));
 		snprintf(name, sizeof name, "over_max_body.%s", side[i]);
-		fn(arg, name, atomic_load(&totals.skipped[i]));
+		fn(arg, name, atomic_load(&c->skipped[i]));
 		snprintf(name, sizeof name, "over_budget.%s", side[i]);
-		fn(arg, name, atomic_load(&totals.over_budget[i]));
+		fn(arg, name, atomic_load(&c->over_budget[i]));
 		snprintf(name, sizeof name, "lost.%s", side[i]);
-		fn(arg, name, atomic_load(&totals.lost[i]));
+		fn(arg, name, atomic_load(&c->lost[i]));
 	}
 	for (int k = 0; k < HTTP_ERRORS; k++) {
 		snprintf(name, sizeof name, "rejected.%s",
 		    http_error_name((enum http_error)k));
-		fn(arg, name, atomic_load(&totals.malformed[k]));
+		fn(arg, name, atomic_load(&c->malformed[k]));
 	}
 }
 
@@ -692,5 +724,6 @@ const struct proto_ops proto_envoy = {
 	.open = envoy_open,
 	.feed = envoy_feed,
 	.close = envoy_close,
+	.counts_size = sizeof(struct envoy_counts),
 	.stats = envoy_stats,
 };

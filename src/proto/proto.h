@@ -26,12 +26,14 @@
 /* Who a protocol is opened for.  peer is borrowed: copy what is kept. */
 struct proto_conn {
 	const struct listener_conf *lc;
+	void *counts;   /* the listener's counters (counts_size bytes) */
 	uint64_t conn_id;
 	const char *peer;
 	time_t start;
 };
 
-/* One counter, by name ("frames.0x42", "rejected.checksum", "replies"). */
+/* One counter, by name ("frames.data", "rejected.checksum", "replies"):
+ * the names of tap.h's tap_counts_read(), whose fn this is. */
 typedef void proto_stat_fn(void *arg, const char *name, uint64_t value);
 
 struct proto_ops {
@@ -59,9 +61,12 @@ struct proto_ops {
 	bool (*undecodable)(const void *p);
 	/* After both pumps ended: decode what is still held, free. */
 	void (*close)(void *p);
-	/* The protocol's totals since start, one call of fn per counter;
-	 * callable from any thread. */
-	void (*stats)(proto_stat_fn *fn, void *arg);
+	/* Each listener's counters: a block of counts_size bytes, zeroed
+	 * (atomics), owned by the listener and handed to open (0: none). */
+	size_t counts_size;
+	/* A listener's totals since start (its block), one call of fn per
+	 * counter; callable from any thread. */
+	void (*stats)(const void *counts, proto_stat_fn *fn, void *arg);
 	/* Builds the event of bytes the protocol handed to
 	 * outbox_put_bytes(): on the outbox writer, maybe at the next
 	 * start.  NULL when it hands over none. */

@@ -37,6 +37,21 @@ type_name(uint8_t t)
 	return "unknown";
 }
 
+const char *
+solarman_event_type(uint8_t type)
+{
+	return type_name(type);
+}
+
+const char *const *
+solarman_event_types(void)
+{
+	static const char *const names[] = {"handshake", "data", "wifi",
+	    "heartbeat", "report", "reply", "unknown", NULL};
+
+	return names;
+}
+
 bool
 solarman_is_reply(uint8_t type)
 {

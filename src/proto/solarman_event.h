@@ -25,6 +25,11 @@ json_t *solarman_event(const uint8_t *frame, size_t len,
  * the smallest payload its type is decoded from. */
 bool solarman_sensors_fit(void);
 
+/* The type of the event of a frame of type (byte 4): "data"... */
+const char *solarman_event_type(uint8_t type);
+/* Every such type, NULL-terminated. */
+const char *const *solarman_event_types(void);
+
 /* Whether a frame type is a server's answer (request type - 0x30). */
 bool solarman_is_reply(uint8_t type);
 

@@ -14,8 +14,11 @@
  * (on_upstream_failure = answer), that chunk's logger frames are kept
  * until the send has succeeded, to be answered after all.
  *
- * The totals for the stats hook are relaxed atomics shared by every
- * connection: one add per frame, next to the outbox's lock per frame.
+ * The counters for the stats hook are the listener's (struct sm_counts,
+ * handed to open), relaxed atomics shared by its connections: one add per
+ * frame, next to the outbox's lock per frame.  A logger frame also tells
+ * loggers.c when its logger was last heard, at most once a second per
+ * connection.
  */
 #include <inttypes.h>
 #include <stdatomic.h>
@@ -29,6 +32,7 @@
 #include "event.h"
 #include "log.h"
 #include "pipeline/outbox.h"
+#include "proto/loggers.h"
 #include "proto/proto.h"
 #include "proto/solarman.h"
 #include "proto/solarman_event.h"
@@ -46,6 +50,9 @@ struct sm_dir {
 
 struct sm {
 	const struct listener_conf *lc;
+	struct sm_counts *counts; /* the listener's */
+	uint32_t serial;        /* the logger last heard, and when (s) */
+	int64_t heard_s;        /* up pump only */
 	uint64_t conn_id;
 	char peer[ADDR_STR_MAX];
 	atomic_int first_dir;   /* -1 until a direction saw its first byte */
@@ -59,14 +66,14 @@ struct sm {
 	struct sm_dir d[2];
 };
 
-/* Totals of every connection since start. */
-static struct {
+/* One listener's totals since start. */
+struct sm_counts {
 	atomic_uint_fast64_t frames[256];       /* by type (byte 4) */
 	atomic_uint_fast64_t rejected[SOLARMAN_REJECT_KINDS];
 	atomic_uint_fast64_t skipped;           /* bytes, added at close */
 	atomic_uint_fast64_t replies;           /* made locally */
 	atomic_uint_fast64_t undecodable;       /* connections */
-} totals;
+};
 
 static const char *const dir_name[2] = {"up", "down"};
 
@@ -102,10 +109,27 @@ tz_minutes(const struct conf_tz *tz, time_t now)
 
 /* A frame, to the outbox: its event is built by the writer. */
 static void
-put_frame(const uint8_t *frame, size_t len, const struct event_meta *m)
+put_frame(struct sm *t, const uint8_t *frame, size_t len,
+    const struct event_meta *m)
 {
-	count(&totals.frames[frame[4]], 1);
+	count(&t->counts->frames[frame[4]], 1);
 	outbox_put_bytes(PROTO_SOLARMAN, frame, len, m);
+}
+
+/* A valid frame from the logger: when it was last heard. */
+static void
+heard(struct sm *t, const uint8_t *frame, size_t len, int64_t ms)
+{
+	struct solarman_frame f;
+	char s[16];
+
+	if (solarman_frame_parse(frame, len, &f) != 0 ||
+	    (f.serial == t->serial && ms / 1000 == t->heard_s))
+		return;
+	t->serial = f.serial;
+	t->heard_s = ms / 1000;
+	snprintf(s, sizeof s, "%" PRIu32, f.serial);
+	loggers_heard(s, ms);
 }
 
 /* Queue the time reply to a logger frame, and its event. */
@@ -132,9 +156,9 @@ answer(struct sm *t, const uint8_t *frame, size_t len)
 	}
 	memcpy(t->replies + t->nreplies, r, sizeof r);
 	t->nreplies += sizeof r;
-	count(&totals.replies, 1);
+	count(&t->counts->replies, 1);
 	meta_init(t, 1, &m);
-	put_frame(r, sizeof r, &m);
+	put_frame(t, r, sizeof r, &m);
 }
 
 /* Keep a logger frame that may have to be answered after all. */
@@ -167,7 +191,9 @@ on_frame(void *arg, const uint8_t *frame, size_t len)
 	struct event_meta m;
 
 	meta_init(d->t, d->dir, &m);
-	put_frame(frame, len, &m);
+	put_frame(d->t, frame, len, &m);
+	if (d->dir == 0)
+		heard(d->t, frame, len, m.received_ms);
 	if (d->dir == 0 && d->t->answer)
 		answer(d->t, frame, len);
 	else if (d->dir == 0 && d->t->hold)
@@ -179,7 +205,7 @@ on_reject(void *arg, enum solarman_reject why)
 {
 	struct sm_dir *d = arg;
 
-	count(&totals.rejected[why], 1);
+	count(&d->t->counts->rejected[why], 1);
 	/* One line per direction; the summary at close has the counts. */
 	if (d->logged_reject)
 		return;
@@ -207,6 +233,9 @@ sm_open(const struct proto_conn *pc)
 	atomic_init(&t->undecodable, false);
 	t->answer = false;
 	t->lc = pc->lc;
+	t->counts = pc->counts;
+	t->serial = 0;
+	t->heard_s = -1;
 	t->conn_id = pc->conn_id;
 	snprintf(t->peer, sizeof t->peer, "%s", pc->peer);
 	atomic_init(&t->first_dir, -1);
@@ -230,7 +259,7 @@ still_decodable(struct sm *t, int dir, const uint8_t *buf, size_t n)
 		struct event_meta m;
 
 		atomic_store(&t->undecodable, true);
-		count(&totals.undecodable, 1);
+		count(&t->counts->undecodable, 1);
 		meta_init(t, dir, &m);
 		event_id_new(&m);
 		outbox_put(solarman_undecodable_event(buf,
@@ -310,7 +339,7 @@ sm_close(void *p)
 		if (atomic_load(&t->undecodable))
 			break;
 		solarman_stream_finish(s, &h);
-		count(&totals.skipped, s->stats.skipped);
+		count(&t->counts->skipped, s->stats.skipped);
 		for (int k = 0; k < SOLARMAN_REJECT_KINDS; k++)
 			rejects += s->stats.rejects[k];
 		if (rejects > 0 || s->stats.skipped > 0)
@@ -330,27 +359,31 @@ sm_close(void *p)
 }
 
 static void
-sm_stats(proto_stat_fn *fn, void *arg)
+sm_stats(const void *counts, proto_stat_fn *fn, void *arg)
 {
+	const struct sm_counts *c = counts;
+	const char *const *types = solarman_event_types();
 	char name[32];
 
-	for (int i = 0; i < 256; i++) {
-		uint64_t v = atomic_load_explicit(&totals.frames[i],
-		    memory_order_relaxed);
+	/* By the type of their event: several frame types make one. */
+	for (size_t k = 0; types[k] != NULL; k++) {
+		uint64_t v = 0;
 
-		if (v == 0)
-			continue;
-		snprintf(name, sizeof name, "frames.0x%02x", i);
+		for (int i = 0; i < 256; i++)
+			if (strcmp(solarman_event_type((uint8_t)i), types[k]) == 0)
+				v += atomic_load_explicit(&c->frames[i],
+				    memory_order_relaxed);
+		snprintf(name, sizeof name, "frames.%s", types[k]);
 		fn(arg, name, v);
 	}
 	for (int k = 0; k < SOLARMAN_REJECT_KINDS; k++) {
 		snprintf(name, sizeof name, "rejected.%s",
 		    solarman_reject_name((enum solarman_reject)k));
-		fn(arg, name, atomic_load(&totals.rejected[k]));
+		fn(arg, name, atomic_load(&c->rejected[k]));
 	}
-	fn(arg, "skipped_bytes", atomic_load(&totals.skipped));
-	fn(arg, "replies", atomic_load(&totals.replies));
-	fn(arg, "undecodable", atomic_load(&totals.undecodable));
+	fn(arg, "skipped_bytes", atomic_load(&c->skipped));
+	fn(arg, "replies", atomic_load(&c->replies));
+	fn(arg, "undecodable", atomic_load(&c->undecodable));
 }
 
 /* The outbox writer's half: the frame's event. */
@@ -370,6 +403,7 @@ const struct proto_ops proto_solarman = {
 	.replies_sent = sm_replies_sent,
 	.undecodable = sm_undecodable,
 	.close = sm_close,
+	.counts_size = sizeof(struct sm_counts),
 	.stats = sm_stats,
 	.build = sm_build,
 };

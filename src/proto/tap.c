@@ -5,10 +5,14 @@
  *
  * The relay knows only this file: the protocols, the outbox and the event
  * format are behind it, including the "connection" event every protocol's
- * connections end with.
+ * connections end with.  A listener's protocol counters are a block the
+ * listener owns (struct tap_counts), laid out by its protocol and handed
+ * to each of its connections, so the counts are per listener with no
+ * table of our own.
  */
 #include "proto/tap.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 
 #include "clock.h"
@@ -17,6 +21,35 @@
 #include "proto/capture.h"
 #include "proto/proto.h"
 
+struct tap_counts {
+	const struct proto_ops *ops;
+	max_align_t block[]; /* ops->counts_size bytes */
+};
+
+struct tap_counts *
+tap_counts_new(const struct listener_conf *lc)
+{
+	const struct proto_ops *ops = proto_get(lc->protocol);
+	struct tap_counts *tc = calloc(1, sizeof *tc + ops->counts_size);
+
+	if (tc != NULL)
+		tc->ops = ops;
+	return tc;
+}
+
+void
+tap_counts_read(const struct tap_counts *tc, tap_stat_fn *fn, void *arg)
+{
+	if (tc->ops->stats != NULL)
+		tc->ops->stats(tc->block, fn, arg);
+}
+
+void
+tap_counts_free(struct tap_counts *tc)
+{
+	free(tc);
+}
+
 struct tap {
 	const struct proto_ops *ops;
 	void *p;                /* the protocol's state, or NULL */
@@ -24,11 +57,11 @@ struct tap {
 };
 
 struct tap *
-tap_open(const struct listener_conf *lc, uint64_t conn_id, const char *peer,
-    time_t start)
+tap_open(const struct listener_conf *lc, struct tap_counts *counts,
+    uint64_t conn_id, const char *peer, time_t start)
 {
 	const struct proto_ops *ops = proto_get(lc->protocol);
-	struct proto_conn pc = {lc, conn_id, peer, start};
+	struct proto_conn pc = {lc, counts->block, conn_id, peer, start};
 	struct tap *t;
 
 	if (ops->open == NULL && lc->capture_dir == NULL)

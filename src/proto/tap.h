@@ -20,9 +20,27 @@
 
 struct tap;
 
-/* NULL when the listener has nothing to do with the bytes. */
-struct tap *tap_open(const struct listener_conf *lc, uint64_t conn_id,
-    const char *peer, time_t start);
+/*
+ * A listener's protocol counters since start, owned by the listener (made
+ * before its first connection, freed after its last) and added to by its
+ * connections: NULL only when out of memory.  Read by name and value, one
+ * call of fn per counter, from any thread (relaxed atomics):
+ *   frames.<event type>  frames decoded, by the type of their event
+ *   rejected.<reason>    malformed frames or messages, by reason
+ *   replies              replies made locally (to an answered logger)
+ * and the protocol's own (bytes skipped, undecodable connections...).  A
+ * name the protocol does not report counts 0.
+ */
+struct tap_counts;
+typedef void tap_stat_fn(void *arg, const char *name, uint64_t value);
+struct tap_counts *tap_counts_new(const struct listener_conf *lc);
+void tap_counts_read(const struct tap_counts *tc, tap_stat_fn *fn, void *arg);
+void tap_counts_free(struct tap_counts *tc);
+
+/* NULL when the listener has nothing to do with the bytes.  counts is
+ * the listener's (tap_counts_new), never NULL. */
+struct tap *tap_open(const struct listener_conf *lc, struct tap_counts *counts,
+    uint64_t conn_id, const char *peer, time_t start);
 /*
  * Only the pump of direction dir calls these for dir (0 up, 1 down).  With
  * answer set (up only: the chunk is not for an upstream), each logger

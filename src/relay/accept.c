@@ -24,6 +24,7 @@
 
 #include "log.h"
 #include "ratelimit.h"
+#include "proto/tap.h"
 #include "relay/net.h"
 #include "relay/relay.h"
 
@@ -45,6 +46,7 @@ struct listener {
 	bool started;
 	struct ratelimit rl[REFUSALS], rl_error;
 	struct relay_stats stats;
+	struct tap_counts *counts; /* its protocol's */
 };
 
 static struct listener *ls;
@@ -67,6 +69,10 @@ listeners_open(const struct conf *c, char *err, size_t errlen)
 		char e[NET_ERR_MAX], a[ADDR_STR_MAX];
 
 		l->lc = lc;
+		if ((l->counts = tap_counts_new(lc)) == NULL) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
 		for (int i = 0; i < REFUSALS; i++)
 			pthread_mutex_init(&l->rl[i].lock, NULL);
 		pthread_mutex_init(&l->rl_error.lock, NULL);
@@ -192,7 +198,8 @@ accept_one(struct listener *l)
 		refused(l, RELAY_REFUSED_ALLOW, (struct sockaddr *)&ss, 0);
 		return;
 	}
-	switch (relay_start(l->lc, fd, (struct sockaddr *)&ss, &l->stats)) {
+	switch (relay_start(l->lc, fd, (struct sockaddr *)&ss, &l->stats,
+	    l->counts)) {
 	case RELAY_STARTED:
 		break;
 	case RELAY_FULL:
@@ -275,9 +282,20 @@ listener_stats(size_t i, const char **name, struct relay_counts *out)
 	return true;
 }
 
+bool
+listener_proto_stats(size_t i, tap_stat_fn *fn, void *arg)
+{
+	if (i >= nls)
+		return false;
+	tap_counts_read(ls[i].counts, fn, arg);
+	return true;
+}
+
 void
 listeners_free(void)
 {
+	for (size_t i = 0; i < nls; i++)
+		tap_counts_free(ls[i].counts);
 	free(ls);
 	ls = NULL;
 	nls = 0;

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 
 #include "conf.h"
+#include "proto/tap.h"
 #include "relay/relay.h"
 
 /* Bind every listener of c (before privileges are dropped). */
@@ -18,6 +19,9 @@ void listeners_stop(void);
 void listeners_free(void);
 /* Listener i's name and counts since start; false past the last. */
 bool listener_stats(size_t i, const char **name, struct relay_counts *out);
+/* Listener i's protocol counters (tap.h's tap_counts_read: frames by
+ * event type, rejected by reason, replies); false past the last. */
+bool listener_proto_stats(size_t i, tap_stat_fn *fn, void *arg);
 /* Whether connecting to sa would reach one of our own listeners. */
 bool listener_is_self(const struct sockaddr *sa);
 

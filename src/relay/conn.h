@@ -27,6 +27,7 @@ struct conn {
 	uint64_t id;
 	const struct listener_conf *lc;
 	struct relay_stats *stats; /* the listener's, outlives us */
+	struct tap_counts *counts; /* the listener's too, for the tap */
 	int fd[2];                /* [DIR_UP] = client, [DIR_DOWN] = upstream */
 	struct sockaddr_storage peer_addr; /* for max_connections_per_peer */
 	char peer[ADDR_STR_MAX];  /* the logger */

@@ -88,6 +88,20 @@ relay_stats_add(atomic_uint_fast64_t *c, uint64_t n)
 	atomic_fetch_add_explicit(c, n, memory_order_relaxed);
 }
 
+const char *
+relay_refusal_label(enum relay_refusal why)
+{
+	static const char *const label[RELAY_REFUSALS] = {
+		[RELAY_REFUSED_ALLOW] = "allow",
+		[RELAY_REFUSED_LIMIT] = "limit",
+		[RELAY_REFUSED_PEER_LIMIT] = "limit",
+		[RELAY_REFUSED_RESOURCES] = "resources",
+		[RELAY_REFUSED_LOOP] = "loop",
+	};
+
+	return (unsigned)why < RELAY_REFUSALS ? label[why] : "unknown";
+}
+
 void
 relay_stats_read(const struct relay_stats *s, struct relay_counts *out)
 {
@@ -207,9 +221,8 @@ connect_upstream(struct conn *c)
 			conn_out_of_resources(c, err, 0);
 			return false;
 		} else {
-			relay_stats_add(fault == NET_FAULT_UPSTREAM && refused_self ?
-			    &c->stats->refused[RELAY_REFUSED_LOOP] :
-			    &c->stats->connect_failed, 1);
+			if (!refused_self)
+				relay_stats_add(&c->stats->connect_failed, 1);
 			conn_end(c, "upstream", fault == NET_FAULT_TIMEOUT ?
 			    "connect-timeout" : "connect-failed");
 			log_warnx("conn %" PRIu64 " [%s]: upstream %s:%u: %s", c->id,
@@ -244,7 +257,7 @@ run_pumps(struct conn *c)
 		}
 	}
 	atomic_store(&c->last_io_ms, clock_now_ms());
-	c->tap = tap_open(c->lc, c->id, c->peer, c->start_wall);
+	c->tap = tap_open(c->lc, c->counts, c->id, c->peer, c->start_wall);
 	if (c->fd[DIR_DOWN] < 0)
 		atomic_store(&c->local, true);
 	/* Without an upstream only the logger's side is read. */
@@ -284,10 +297,10 @@ controller_run(void *arg)
 	const struct listener_conf *lc = c->lc;
 	double secs;
 
-	bool local = lc->upstream.none;
+	bool local = lc->upstream.none, short_of = false;
 
 	/* Our own shortage is not the cloud's: never answer it locally. */
-	if (!local && connect_upstream(c)) {
+	if (!local && !(short_of = !connect_upstream(c))) {
 		if (c->fd[DIR_DOWN] < 0 && !relay_stopping() &&
 		    lc->on_upstream_failure == ON_FAILURE_ANSWER) {
 			log_info("conn %" PRIu64 " [%s]: upstream unreachable, "
@@ -295,6 +308,10 @@ controller_run(void *arg)
 			local = true;
 		}
 	}
+	/* Each connection counts once: accepted, or refused at this door. */
+	relay_stats_add(short_of ? &c->stats->refused[RELAY_REFUSED_RESOURCES] :
+	    refused_self ? &c->stats->refused[RELAY_REFUSED_LOOP] :
+	    &c->stats->accepted, 1);
 	if (c->fd[DIR_DOWN] >= 0 || local)
 		run_pumps(c);
 
@@ -347,7 +364,7 @@ peer_count(const struct sockaddr *peer)
 
 enum relay_start
 relay_start(const struct listener_conf *lc, int fd, const struct sockaddr *peer,
-    struct relay_stats *st)
+    struct relay_stats *st, struct tap_counts *counts)
 {
 	enum relay_start res = RELAY_STARTED;
 	struct conn *c;
@@ -361,6 +378,7 @@ relay_start(const struct listener_conf *lc, int fd, const struct sockaddr *peer,
 	}
 	c->lc = lc;
 	c->stats = st;
+	c->counts = counts;
 	c->fd[DIR_UP] = fd;
 	c->fd[DIR_DOWN] = -1;
 	c->start_ms = clock_now_ms();
@@ -392,7 +410,6 @@ relay_start(const struct listener_conf *lc, int fd, const struct sockaddr *peer,
 			nlive--;
 			res = RELAY_NO_RESOURCES;
 		} else {
-			relay_stats_add(&st->accepted, 1);
 			relay_stats_add(&st->active, 1);
 		}
 	}

@@ -25,18 +25,28 @@ enum relay_refusal {
 	RELAY_REFUSED_LIMIT,      /* max_connections */
 	RELAY_REFUSED_PEER_LIMIT, /* max_connections_per_peer */
 	RELAY_REFUSED_RESOURCES,  /* no thread or memory for it */
-	RELAY_REFUSED_LOOP,       /* its upstream is one of our listeners
-				   * (counted after it was accepted) */
+	RELAY_REFUSED_LOOP,       /* its upstream is one of our listeners */
 	RELAY_REFUSALS
 };
+/* The reason label of deye_mitm_connections_refused_total: "allow",
+ * "limit" (both limits), "resources", "loop". */
+const char *relay_refusal_label(enum relay_refusal why);
 
 /*
  * One listener's counters since start, kept by its owner (accept.c) and
  * added to by the relay's threads: relaxed atomics, read with
  * relay_stats_read().  bytes are added when a connection ends.
+ *
+ * Every connection accept() returned counts once: in refused[] when it
+ * was closed at the door (by accept.c before relay_start(); by the
+ * controller for the loop, and for no fd or memory to connect upstream),
+ * otherwise in accepted once the controller has its upstream or knows
+ * there is none (a failed connect counts in accepted and connect_failed).
+ * A loop refusal answered locally (on_upstream_failure = answer) counts
+ * only as refused.  active counts from relay_start() to the end.
  */
 struct relay_stats {
-	atomic_uint_fast64_t accepted;   /* taken by relay_start() */
+	atomic_uint_fast64_t accepted;   /* relayed or answered */
 	atomic_uint_fast64_t refused[RELAY_REFUSALS];
 	atomic_uint_fast64_t active;
 	atomic_uint_fast64_t connect_failed; /* upstream refused, timed out */
@@ -58,13 +68,17 @@ enum relay_start {
 	RELAY_NO_RESOURCES /* no thread or memory for it; errno says why */
 };
 
+struct tap_counts;
+
 /*
  * Relay an accepted connection; fd is the relay's from now on, closed at
- * once unless RELAY_STARTED.  The connection's counts go to st (which
- * outlives it), refusals excepted: they are the caller's to count.
+ * once unless RELAY_STARTED.  The connection's counts go to st, its
+ * protocol's to counts (both the listener's, outliving it), refusals at
+ * the door excepted: they are the caller's to count.
  */
 enum relay_start relay_start(const struct listener_conf *lc, int fd,
-    const struct sockaddr *peer, struct relay_stats *st);
+    const struct sockaddr *peer, struct relay_stats *st,
+    struct tap_counts *counts);
 /*
  * Join the controllers of ended connections; log the count of resource
  * failures held back by the rate limit; give memory back to the system

@@ -40,6 +40,7 @@
 #include "log.h"
 #include "sinks/hec.h"
 #include "sinks/jsonl.h"
+#include "sinks/mqtt.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 #define IDLE_MS 500            /* a SIGHUP is seen within this */
@@ -50,6 +51,7 @@
 static const struct sink_ops *const sinks[] = {
 	&sink_jsonl_ops,
 	&sink_hec_ops,
+	&sink_mqtt_ops,
 };
 static struct sink_runner *running[NELEM(sinks)];
 static const struct conf_section *sections[NELEM(sinks) + 1];
@@ -182,7 +184,7 @@ run_sink(void *arg)
 	const struct sink_limits *lim = &run->lim;
 	size_t limit = lim->max_events;
 	int64_t backoff = 0, last_complaint = 0;
-	struct journal_pos skip = {0, 0};
+	struct journal_pos skip = {0};
 	bool skipping = false, complained = false;
 	/* Failed attempts in a row, and since the last line about them. */
 	unsigned failures = 0, unlogged = 0;
@@ -236,6 +238,8 @@ run_sink(void *arg)
 		if (n == 0) {
 			if (is_stopping(run))
 				break;
+			if (ops->idle != NULL)
+				ops->idle(run->state);
 			continue;
 		}
 		for (size_t i = 0; i < n; i++)
@@ -395,6 +399,7 @@ sink_runner_stats(struct sink_runner *run, struct sink_stats *out)
 	pthread_mutex_lock(&run->lock);
 	*out = run->stats;
 	pthread_mutex_unlock(&run->lock);
+	(void)journal_backlog(run->ops->name, &out->backlog);
 }
 
 const struct conf_section *const *

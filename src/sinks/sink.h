@@ -64,6 +64,10 @@ struct sink_ops {
 	    const struct journal_rec *recs, size_t n, struct sink_result *r);
 	/* On the runner's thread, between batches, after SIGHUP; or NULL. */
 	void (*reopen)(void *state);
+	/* On the runner's thread when it found nothing to deliver (about
+	 * twice a second while the journal is idle): keep-alives, timers;
+	 * or NULL. */
+	void (*idle)(void *state);
 	/* On the runner's thread when it ends (or after a failed start). */
 	void (*stop)(void *state);
 };
@@ -75,6 +79,7 @@ struct sink_stats {
 	uint64_t batches;     /* successful deliveries */
 	int64_t last_ok_ms;   /* wall clock of the last delivery, 0: none */
 	bool failing;         /* the last attempt failed */
+	struct journal_backlog backlog; /* not committed yet, at the call */
 };
 
 /* The sections of the sinks in the table, NULL-terminated: for
@@ -90,8 +95,9 @@ void sinks_reopen(void);
  * (left behind: the journal must stay open).  The rest stays in the
  * journal for the next start. */
 bool sinks_stop(int64_t grace_ms);
-/* The counters of the running sink called name: false if none.  From the
- * thread that starts and stops the sinks (or while they run). */
+/* The counters of the running sink called name, and its cursor's backlog
+ * in the journal: false if none.  From the thread that starts and stops
+ * the sinks (or while they run). */
 bool sinks_stats(const char *name, struct sink_stats *out);
 
 /* One runner, for one sink: what sinks_start does for each. */

@@ -114,7 +114,7 @@ class Daemon:
         e = dict(os.environ)
         e.pop("JOURNAL_STREAM", None)
         for k in list(e):
-            if k.startswith("DEYE_SPLUNK_"):
+            if k.startswith(("DEYE_SPLUNK_", "DEYE_MQTT_")):
                 del e[k]
         e.setdefault("ASAN_OPTIONS", "detect_leaks=1")
         e.setdefault("TSAN_OPTIONS", "halt_on_error=0 second_deadlock_stack=1")
@@ -220,7 +220,7 @@ def run(args, env=None, input=None):
     """Run deye-mitm to completion (for -n, -h, config errors)."""
     e = dict(os.environ)
     for k in list(e):
-        if k.startswith("DEYE_SPLUNK_"):
+        if k.startswith(("DEYE_SPLUNK_", "DEYE_MQTT_")):
             del e[k]
     e.update(env or {})
     return subprocess.run([BIN] + args, capture_output=True, env=e,

@@ -42,7 +42,9 @@ def folder(inc, name):
 DECODERS = {"proto/solarman.h", "proto/solarman_event.h", "proto/envoy.h",
             "proto/http.h"}
 PIPELINE = {"pipeline/journal.h", "pipeline/outbox.h", "event.h"}
-SINKS = {"sinks/hec.h", "sinks/jsonl.h", "sinks/sink.h"}
+SINKS = {"sinks/hec.h", "sinks/jsonl.h", "sinks/sink.h", "sinks/mqtt.h",
+         "sinks/mqtt_topics.h"}
+EXPECTED_SINKS = ["sinks/hec", "sinks/jsonl", "sinks/mqtt"]
 PROTOCOLS = DECODERS | {"proto/proto.h", "proto/tap.h", "proto/capture.h",
                         "proto/envoy_spool.h"}
 
@@ -98,11 +100,17 @@ class TestLayers(unittest.TestCase):
         self.assertNotIn("relay/accept.h", closure(self.inc, "relay/relay.c"))
 
     def test_a_sink_knows_no_protocol_and_no_other_sink(self):
+        # A sink's own modules, by the sink they belong to.
+        parts = {"sinks/mqtt_topics": "sinks/mqtt"}
         sinks = [f[:-2] for f in folder(self.inc, "sinks")
-                 if f.endswith(".c") and f != "sinks/sink.c"]
-        self.assertEqual(sorted(sinks), ["sinks/hec", "sinks/jsonl"])
-        for sink in sinks:
-            others = {s + ".h" for s in sinks} - {sink + ".h"}
+                 if f.endswith(".c") and f != "sinks/sink.c"
+                 and f[:-2] not in parts]
+        self.assertEqual(sorted(sinks), EXPECTED_SINKS)
+        for sink in sinks + list(parts):
+            owner = parts.get(sink, sink)
+            others = ({s + ".h" for s in sinks} |
+                      {p + ".h" for p, o in parts.items() if o != owner}) \
+                - {owner + ".h", sink + ".h"}
             self.assert_none([sink + ".c", sink + ".h"],
                              PROTOCOLS | others | {"relay/relay.h"})
 

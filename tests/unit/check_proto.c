@@ -1,7 +1,8 @@
 /*
  * check_proto.c - the protocol table: each of conf.c's protocol numbers
  * has ops of the same name, the ones that cannot answer say so, and a
- * protocol's stats hook counts what its connections saw.
+ * listener's protocol counters count what its connections saw, and only
+ * its own.
  *
  * The outbox is not running here: the events are dropped and counted.
  */
@@ -60,40 +61,70 @@ find(void *arg, const char *name, uint64_t value)
 }
 
 static uint64_t
-stat_of(int protocol, const char *name)
+stat_of(const struct tap_counts *tc, const char *name)
 {
 	struct want w = {name, 0, 0};
 
-	proto_get(protocol)->stats(find, &w);
+	tap_counts_read(tc, find, &w);
 	ck_assert_int_le(w.seen, 1);
 	return w.value;
 }
 
 START_TEST(test_solarman_stats)
 {
-	static char name[] = "deye";
-	uint64_t frames = stat_of(PROTO_SOLARMAN, "frames.0x47");
-	uint64_t replies = stat_of(PROTO_SOLARMAN, "replies");
-	uint64_t checksum = stat_of(PROTO_SOLARMAN, "rejected.checksum");
+	static char name[] = "deye", other[] = "other";
 	uint8_t bad[sizeof heartbeat];
-	struct listener_conf lc;
+	struct listener_conf lc, lc2;
+	struct tap_counts *tc, *tc2;
 	struct tap *t;
 
 	memset(&lc, 0, sizeof lc);
 	lc.name = name;
 	lc.protocol = PROTO_SOLARMAN;
-	ck_assert_ptr_nonnull(t = tap_open(&lc, 1, "127.0.0.1:1", 0));
+	lc2 = lc;
+	lc2.name = other;
+	ck_assert_ptr_nonnull(tc = tap_counts_new(&lc));
+	ck_assert_ptr_nonnull(tc2 = tap_counts_new(&lc2));
+	ck_assert_uint_eq(stat_of(tc, "frames.heartbeat"), 0);
+	ck_assert_ptr_nonnull(t = tap_open(&lc, tc, 1, "127.0.0.1:1", 0));
 	tap_feed(t, 0, heartbeat, sizeof heartbeat, true);
 	memcpy(bad, heartbeat, sizeof bad);
 	bad[sizeof bad - 2] ^= 0xff;
 	tap_feed(t, 0, bad, sizeof bad, false);
 	tap_close(t);
-	ck_assert_uint_eq(stat_of(PROTO_SOLARMAN, "frames.0x47"), frames + 1);
-	/* The reply is a frame too, of type 0x47 - 0x30. */
-	ck_assert_uint_ge(stat_of(PROTO_SOLARMAN, "frames.0x17"), 1);
-	ck_assert_uint_eq(stat_of(PROTO_SOLARMAN, "replies"), replies + 1);
-	ck_assert_uint_eq(stat_of(PROTO_SOLARMAN, "rejected.checksum"),
-	    checksum + 1);
+	ck_assert_uint_eq(stat_of(tc, "frames.heartbeat"), 1);
+	/* The reply is a frame too, of type 0x47 - 0x30: a "reply" event. */
+	ck_assert_uint_eq(stat_of(tc, "frames.reply"), 1);
+	ck_assert_uint_eq(stat_of(tc, "frames.data"), 0);
+	ck_assert_uint_eq(stat_of(tc, "replies"), 1);
+	ck_assert_uint_eq(stat_of(tc, "rejected.checksum"), 1);
+	/* The other listener saw none of it. */
+	ck_assert_uint_eq(stat_of(tc2, "frames.heartbeat"), 0);
+	ck_assert_uint_eq(stat_of(tc2, "replies"), 0);
+	ck_assert_uint_eq(stat_of(tc2, "rejected.checksum"), 0);
+	tap_counts_free(tc);
+	tap_counts_free(tc2);
+}
+END_TEST
+
+/* Envoy and raw listeners have counters too (raw: none at all). */
+START_TEST(test_envoy_and_raw_stats)
+{
+	static char name[] = "envoy";
+	struct listener_conf lc;
+	struct tap_counts *tc;
+
+	memset(&lc, 0, sizeof lc);
+	lc.name = name;
+	lc.protocol = PROTO_ENVOY;
+	ck_assert_ptr_nonnull(tc = tap_counts_new(&lc));
+	ck_assert_uint_eq(stat_of(tc, "frames.envoy_reading"), 0);
+	ck_assert_uint_eq(stat_of(tc, "messages.requests"), 0);
+	tap_counts_free(tc);
+	lc.protocol = PROTO_RAW;
+	ck_assert_ptr_nonnull(tc = tap_counts_new(&lc));
+	ck_assert_uint_eq(stat_of(tc, "frames.data"), 0);
+	tap_counts_free(tc);
 }
 END_TEST
 
@@ -106,6 +137,7 @@ proto_suite(void)
 	tcase_add_test(tc, test_table_matches_conf);
 	tcase_add_test(tc, test_only_solarman_answers);
 	tcase_add_test(tc, test_solarman_stats);
+	tcase_add_test(tc, test_envoy_and_raw_stats);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -5,7 +5,9 @@
  * records again after a failure, smaller batches, a record set aside, the
  * failure log at most once a minute, and a stop that never hangs.  The
  * backoff schedule, its jitter and the once-a-minute rule are pure
- * functions, checked with chosen times instead of a clock.
+ * functions, checked with chosen times instead of a clock; and as the
+ * runner applies them, with the stub clock (stub_clock.c): the stub sink
+ * moves the stopped clock at each call, and the runner's waits are noted.
  */
 #include <check.h>
 #include <fcntl.h>
@@ -22,11 +24,14 @@
 
 #include "clock.h"
 #include "conf.h"
+#include "logcap.h"
+#include "stub_clock.h"
 #include "suites.h"
 #include "pipeline/journal.h"
 #include "sinks/sink.h"
 
 #define NREC 10
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 #define MAXCALLS 256
 
 static char dir[64];
@@ -37,6 +42,8 @@ static struct {
 	struct sink_limits lim;
 	enum sink_verdict script[MAXCALLS]; /* call i's verdict (0: deliver) */
 	size_t script_n[MAXCALLS];
+	int64_t script_ms[MAXCALLS];    /* call i moves the clock on by this */
+	int64_t script_after[MAXCALLS]; /* call i's Retry-After, 0: none */
 	int64_t block_ms;      /* deliver waits this long, or until out of time */
 	int calls;
 	size_t batch[MAXCALLS];  /* records in call i */
@@ -99,6 +106,12 @@ stub_deliver(void *state, struct sink_runner *run,
 	stub.first[call] = recno(&recs[0]);
 	r->verdict = stub.script[call];
 	r->n = stub.script_n[call];
+	if (stub.script_ms[call] != 0)
+		clock_stub_advance(stub.script_ms[call]);
+	if (stub.script_after[call] != 0)
+		r->retry_after_ms = stub.script_after[call];
+	/* The runner's waits after a failure are its backoff. */
+	clock_stub_note_waits(r->verdict == SINK_RETRY);
 	if (r->verdict == SINK_DELIVERED) {
 		r->n = n;
 		for (size_t i = 0; i < n; i++)
@@ -512,15 +525,142 @@ START_TEST(test_complaint_due)
 }
 END_TEST
 
+/*
+ * The backoff as the runner applies it, on a stopped clock that the stub
+ * moves at each call: min, doubling, capped, each wait jittered to half to
+ * all of it, a longer Retry-After obeyed, and min again after a delivery;
+ * the failure logged at the first attempt and again only once a minute
+ * has passed, with the attempts since; "delivering again" only after a
+ * logged failure.
+ */
+START_TEST(test_backoff_as_applied)
+{
+	/* Calls 0-4 fail the first batch, 5 delivers it; 6 fails the
+	 * second, 7 delivers it. */
+	static const struct {
+		enum sink_verdict v;
+		int64_t ms, after;
+		int64_t lo, hi;      /* the wait after it */
+	} call[] = {
+		{SINK_RETRY, 0, 0, 4, 8},         /* T: logged */
+		{SINK_RETRY, 1000, 0, 8, 16},     /* T+1 s */
+		{SINK_RETRY, 58999, 0, 16, 32},   /* T+59.999 s */
+		{SINK_RETRY, 1, 0, 25, 50},       /* T+60 s: logged, 3 since */
+		{SINK_RETRY, 1, 70, 70, 70},      /* Retry-After beats 50 */
+		{SINK_DELIVERED, 1, 0, 0, 0},     /* "delivering again" */
+		{SINK_RETRY, 1, 0, 4, 8},         /* min again; not logged */
+		{SINK_DELIVERED, 1, 0, 0, 0},
+	};
+	const int64_t t0 = 1000000, w0 = 1700000000000;
+	int64_t waits[16];
+	struct sink_runner *run;
+	struct sink_stats st;
+	char path[128];
+	size_t nw, k = 0;
+
+	setup_journal(NREC);
+	stub.lim.max_events = NREC / 2;
+	stub.lim.retry_min_ms = 8;
+	stub.lim.retry_max_ms = 50;
+	for (size_t i = 0; i < NELEM(call); i++) {
+		stub.script[i] = call[i].v;
+		stub.script_ms[i] = call[i].ms;
+		stub.script_after[i] = call[i].after;
+	}
+	snprintf(path, sizeof path, "%s/stderr", dir);
+	logcap_start(path);
+	clock_stub_set(t0, w0);
+	run = start_stub();
+	ck_assert(wait_delivered(NREC));
+	wait_stats(run, NREC, &st);
+	stop_stub(run);
+	clock_stub_off();
+
+	ck_assert_int_eq(stub.calls, NELEM(call));
+	nw = clock_stub_waits(waits, NELEM(waits));
+	for (size_t i = 0; i < NELEM(call); i++) {
+		if (call[i].v != SINK_RETRY)
+			continue;
+		ck_assert_uint_lt(k, nw);
+		ck_assert_msg(waits[k] >= call[i].lo && waits[k] <= call[i].hi,
+		    "call %zu: waited %lld ms, not %lld-%lld", i,
+		    (long long)waits[k], (long long)call[i].lo,
+		    (long long)call[i].hi);
+		k++;
+	}
+	ck_assert_uint_eq(nw, k);
+	ck_assert_uint_eq(st.failures, 6);
+	ck_assert_uint_eq(st.batches, 2);
+	ck_assert(!st.failing);
+	ck_assert_int_eq(st.last_ok_ms, w0 + 60004); /* the wall clock's */
+	ck_assert_int_eq(logcap_count("boom"), 2);
+	ck_assert_int_eq(logcap_count("stub: boom\n"), 1);
+	ck_assert_int_eq(logcap_count("stub: boom (3 failed attempt(s) "
+	    "since the last such line)\n"), 1);
+	ck_assert_int_eq(logcap_count("delivering again"), 1);
+	ck_assert_int_eq(logcap_count("stub: delivering again after 5 "
+	    "failed attempt(s)\n"), 1);
+	logcap_stop();
+	teardown_journal();
+}
+END_TEST
+
 static void
 reset_stub(void)
 {
 	memset(stub.script, 0, sizeof stub.script);
 	memset(stub.script_n, 0, sizeof stub.script_n);
+	memset(stub.script_ms, 0, sizeof stub.script_ms);
+	memset(stub.script_after, 0, sizeof stub.script_after);
 	stub.block_ms = 0;
 	stub.calls = stub.ndelivered = 0;
 	stub.stopped = false;
 }
+
+/* The optional idle op: called when a wait found nothing to deliver,
+ * never before what was there is delivered. */
+static struct {
+	pthread_mutex_t lock;
+	int calls;
+	int delivered_then; /* records delivered at the first call */
+} idle_seen = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static void
+stub_idle(void *state)
+{
+	(void)state;
+	pthread_mutex_lock(&idle_seen.lock);
+	if (idle_seen.calls++ == 0) {
+		pthread_mutex_lock(&stub.lock);
+		idle_seen.delivered_then = stub.ndelivered;
+		pthread_mutex_unlock(&stub.lock);
+	}
+	pthread_mutex_unlock(&idle_seen.lock);
+}
+
+START_TEST(test_idle_called_when_nothing_to_deliver)
+{
+	struct sink_ops ops = stub_ops;
+	struct sink_runner *run;
+	int n = 0;
+
+	ops.idle = stub_idle;
+	setup_journal(5);
+	run = sink_runner_start(&ops, NULL);
+	ck_assert_ptr_nonnull(run);
+	ck_assert(wait_delivered(5));
+	for (int i = 0; i < 300 && n < 2; i++) {
+		pthread_mutex_lock(&idle_seen.lock);
+		n = idle_seen.calls;
+		pthread_mutex_unlock(&idle_seen.lock);
+		usleep(10000);
+	}
+	stop_stub(run);
+	ck_assert_int_ge(n, 2);
+	ck_assert_int_eq(idle_seen.delivered_then, 5);
+	teardown_journal();
+}
+END_TEST
 
 Suite *
 sink_suite(void)
@@ -538,8 +678,10 @@ sink_suite(void)
 	tcase_add_test(tc, test_split);
 	tcase_add_test(tc, test_set_aside);
 	tcase_add_test(tc, test_failure_logged_once_a_minute);
+	tcase_add_test(tc, test_backoff_as_applied);
 	tcase_add_test(tc, test_stop_never_hangs);
 	tcase_add_test(tc, test_stop_leaves_a_stuck_sink_behind);
+	tcase_add_test(tc, test_idle_called_when_nothing_to_deliver);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("policy");
 	tcase_add_test(tc, test_backoff_schedule);

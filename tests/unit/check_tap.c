@@ -42,7 +42,8 @@ static size_t
 replies_after(int on_failure, bool answer, bool failed)
 {
 	struct listener_conf lc = listener(on_failure);
-	struct tap *t = tap_open(&lc, 1, "127.0.0.1:1", 0);
+	struct tap_counts *tc = tap_counts_new(&lc);
+	struct tap *t = tap_open(&lc, tc, 1, "127.0.0.1:1", 0);
 	uint8_t chunk[2 * sizeof heartbeat];
 	const uint8_t *p;
 	size_t n;
@@ -66,6 +67,7 @@ replies_after(int on_failure, bool answer, bool failed)
 	ck_assert_uint_eq(tap_replies(t, &p), SOLARMAN_REPLY_LEN *
 	    (on_failure == ON_FAILURE_ANSWER));
 	tap_close(t);
+	tap_counts_free(tc);
 	return n / SOLARMAN_REPLY_LEN;
 }
 

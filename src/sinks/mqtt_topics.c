@@ -1,0 +1,577 @@
+/*
+ * mqtt_topics.c - from one event to the MQTT messages that carry it.
+ *
+ * Topics (P = topic_prefix, S = logger.serial, E = envoy.serial):
+ *
+ *   P/status                 online / offline (the will), retained
+ *   P/S/availability         online on a logger's first frame, offline when
+ *                            its connection ends or it is silent for
+ *                            expire_after, retained, sent on changes only
+ *   P/S/data                 the latest real-time data event, retained
+ *   P/S/historic             historic data events (never on P/S/data)
+ *   P/S/<type>               every other Solarman event
+ *   P/envoy/E/<type>         Envoy events; readings and intervals also
+ *                            retained at P/envoy/E/<inverter serial>/<type>
+ *   P/<type>                 events with no serial (undecodable, connection)
+ *
+ * Home Assistant discovery: one retained config per value of a real-time
+ * data event, at <discovery_prefix>/sensor/deye_mitm_S/<object>/config,
+ * sent when a logger first shows a set of values (a new logger, or a new
+ * PV input count), and again on every (re)connect and Home Assistant
+ * birth.  Each config reads its value from P/S/data with a template, so
+ * the state is one retained message per logger, not one per value.
+ *
+ * Lifetime totals (grid.kWh_total, pv.kWh_total.N) are kept per logger: a
+ * value below the last one published is a glitch that Home Assistant's
+ * total_increasing would take for a meter reset, so it is left out of that
+ * message (the note says so); the day totals may fall to 0 each night.
+ *
+ * Pure: the caller passes the time, publishes, and logs the note.
+ */
+#include "sinks/mqtt_topics.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PV_MAX 4
+#define LOGGERS_MAX 1024 /* beyond it, no availability or discovery */
+#define LISTENER_MAX 64
+
+/* A value Home Assistant gets an entity for; %u is the PV input. */
+struct value {
+	const char *key, *object, *name, *unit, *dclass;
+	bool energy;   /* kWh: total_increasing, else measurement */
+	bool lifetime; /* never published going down */
+};
+
+static const struct value grid_values[] = {
+	{"grid.v", "grid_v", "Grid voltage", "V", "voltage", false, false},
+	{"grid.i", "grid_i", "Grid current", "A", "current", false, false},
+	{"grid.hz", "grid_hz", "Grid frequency", "Hz", "frequency", false,
+	    false},
+	{"grid.active_power_w", "grid_power", "Grid power", "W", "power",
+	    false, false},
+	{"grid.kWh_today", "grid_energy_today", "Energy today", "kWh",
+	    "energy", true, false},
+	{"grid.kWh_total", "grid_energy_total", "Energy total", "kWh",
+	    "energy", true, true},
+	{"inv.degc", "inverter_temperature", "Inverter temperature",
+	    "\xc2\xb0" "C", "temperature", false, false},
+};
+static const struct value pv_values[] = {
+	{"pv.v.%u", "pv%u_v", "PV%u voltage", "V", "voltage", false, false},
+	{"pv.i.%u", "pv%u_i", "PV%u current", "A", "current", false, false},
+	{"pv.w.%u", "pv%u_power", "PV%u power", "W", "power", false, false},
+	{"pv.kWh_today.%u", "pv%u_energy_today", "PV%u energy today", "kWh",
+	    "energy", true, false},
+	{"pv.kWh_total.%u", "pv%u_energy_total", "PV%u energy total", "kWh",
+	    "energy", true, true},
+};
+#define NGRID (sizeof grid_values / sizeof grid_values[0])
+#define NPV (sizeof pv_values / sizeof pv_values[0])
+#define NVALUES (NGRID + PV_MAX * NPV)
+
+struct logger {
+	uint64_t serial;
+	bool online;
+	int64_t last_ms;
+	char listener[LISTENER_MAX]; /* the connection it was last seen on */
+	uint64_t conn_id;
+	uint32_t values;             /* bit i: value i has an entity */
+	json_t *device;              /* for discovery; NULL: none yet */
+	double total[NVALUES];       /* lifetime totals published */
+	uint32_t has_total;
+};
+
+struct mqtt_topics {
+	char *prefix, *disc_prefix;
+	char *status, *ha_status;
+	int64_t expire_ms;
+	struct logger *v;
+	size_t n, cap;
+};
+
+/* Value i of the table (grid values first, then PV 1..4): its strings,
+ * formatted into the buffers. */
+struct value_text {
+	char key[32], object[40], name[40];
+	const struct value *v;
+};
+
+static void
+value_text(size_t i, struct value_text *t)
+{
+	if (i < NGRID) {
+		t->v = &grid_values[i];
+		snprintf(t->key, sizeof t->key, "%s", t->v->key);
+		snprintf(t->object, sizeof t->object, "%s", t->v->object);
+		snprintf(t->name, sizeof t->name, "%s", t->v->name);
+		return;
+	}
+	unsigned pv = (unsigned)((i - NGRID) / NPV) + 1;
+	t->v = &pv_values[(i - NGRID) % NPV];
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+	snprintf(t->key, sizeof t->key, t->v->key, pv);
+	snprintf(t->object, sizeof t->object, t->v->object, pv);
+	snprintf(t->name, sizeof t->name, t->v->name, pv);
+#pragma GCC diagnostic pop
+}
+
+static char *
+dup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static char *
+dup_printf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s = NULL;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		s = NULL;
+	va_end(ap);
+	return s;
+}
+
+void
+mqtt_out_clear(struct mqtt_out *out)
+{
+	for (size_t i = 0; i < out->n; i++) {
+		free(out->v[i].topic);
+		free(out->v[i].payload);
+	}
+	out->n = 0;
+	out->note[0] = '\0';
+}
+
+void
+mqtt_out_free(struct mqtt_out *out)
+{
+	mqtt_out_clear(out);
+	free(out->v);
+	out->v = NULL;
+	out->cap = 0;
+}
+
+/* Takes topic and payload (freed on failure). */
+static int
+out_add(struct mqtt_out *out, char *topic, char *payload, bool retain)
+{
+	if (topic == NULL || payload == NULL)
+		goto fail;
+	if (out->n == out->cap) {
+		size_t cap = out->cap ? out->cap * 2 : 16;
+		struct mqtt_msg *v = realloc(out->v, cap * sizeof *v);
+
+		if (v == NULL)
+			goto fail;
+		out->v = v;
+		out->cap = cap;
+	}
+	out->v[out->n].topic = topic;
+	out->v[out->n].payload = payload;
+	out->v[out->n].retain = retain;
+	out->n++;
+	return 0;
+fail:
+	free(topic);
+	free(payload);
+	return -1;
+}
+
+static void
+note_add(struct mqtt_out *out, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+note_add(struct mqtt_out *out, const char *fmt, ...)
+{
+	size_t n = strlen(out->note);
+	va_list ap;
+
+	if (n >= sizeof out->note - 1)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(out->note + n, sizeof out->note - n, fmt, ap);
+	va_end(ap);
+}
+
+/* A topic level from text the event brings (an Envoy serial): anything
+ * but letters, digits, '-', '_' and '.' becomes '_', so that it can hold
+ * no '/', '+', '#' or invalid UTF-8. */
+static void
+level(const char *s, char *buf, size_t len)
+{
+	size_t i;
+
+	for (i = 0; s[i] != '\0' && i + 1 < len; i++) {
+		char c = s[i];
+		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
+		buf[i] = ok ? c : '_';
+	}
+	buf[i] = '\0';
+	if (i == 0)
+		snprintf(buf, len, "_");
+}
+
+struct mqtt_topics *
+mqtt_topics_new(const struct mqtt_topics_conf *c)
+{
+	struct mqtt_topics *t = calloc(1, sizeof *t);
+
+	if (t == NULL)
+		return NULL;
+	t->expire_ms = c->expire_after_s * 1000;
+	if ((t->prefix = strdup(c->prefix)) == NULL ||
+	    (t->status = dup_printf("%s/status", c->prefix)) == NULL)
+		goto fail;
+	if (c->discovery_prefix != NULL &&
+	    ((t->disc_prefix = strdup(c->discovery_prefix)) == NULL ||
+	    (t->ha_status = dup_printf("%s/status", c->discovery_prefix)) ==
+	    NULL))
+		goto fail;
+	return t;
+fail:
+	mqtt_topics_free(t);
+	return NULL;
+}
+
+void
+mqtt_topics_free(struct mqtt_topics *t)
+{
+	if (t == NULL)
+		return;
+	for (size_t i = 0; i < t->n; i++)
+		json_decref(t->v[i].device);
+	free(t->v);
+	free(t->prefix);
+	free(t->disc_prefix);
+	free(t->status);
+	free(t->ha_status);
+	free(t);
+}
+
+const char *
+mqtt_topics_status(const struct mqtt_topics *t)
+{
+	return t->status;
+}
+
+const char *
+mqtt_topics_ha_status(const struct mqtt_topics *t)
+{
+	return t->ha_status;
+}
+
+static struct logger *
+logger_get(struct mqtt_topics *t, uint64_t serial)
+{
+	for (size_t i = 0; i < t->n; i++)
+		if (t->v[i].serial == serial)
+			return &t->v[i];
+	if (t->n == LOGGERS_MAX)
+		return NULL;
+	if (t->n == t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 4;
+		struct logger *v = realloc(t->v, cap * sizeof *v);
+
+		if (v == NULL)
+			return NULL;
+		t->v = v;
+		t->cap = cap;
+	}
+	memset(&t->v[t->n], 0, sizeof t->v[t->n]);
+	t->v[t->n].serial = serial;
+	return &t->v[t->n++];
+}
+
+static int
+availability(struct mqtt_topics *t, const struct logger *l,
+    struct mqtt_out *out)
+{
+	return out_add(out, dup_printf("%s/%" PRIu64 "/availability",
+	    t->prefix, l->serial), strdup(l->online ? "online" : "offline"),
+	    true);
+}
+
+/* The discovery config of value i for logger l. */
+static int
+discovery_one(struct mqtt_topics *t, const struct logger *l, size_t i,
+    struct mqtt_out *out)
+{
+	struct value_text vt;
+	char uid[96], tmpl[64];
+	json_t *o = json_object(), *avail = json_array(), *origin;
+	char *payload;
+
+	value_text(i, &vt);
+	snprintf(uid, sizeof uid, "deye_mitm_%" PRIu64 "_%s", l->serial,
+	    vt.object);
+	snprintf(tmpl, sizeof tmpl, "{{ value_json['%s'] }}", vt.key);
+	json_object_set_new(o, "name", json_string(vt.name));
+	json_object_set_new(o, "unique_id", json_string(uid));
+	json_object_set_new(o, "object_id", json_string(uid));
+	json_object_set_new(o, "state_topic", json_sprintf("%s/%" PRIu64
+	    "/data", t->prefix, l->serial));
+	json_object_set_new(o, "value_template", json_string(tmpl));
+	json_object_set_new(o, "device_class", json_string(vt.v->dclass));
+	json_object_set_new(o, "state_class", json_string(vt.v->energy ?
+	    "total_increasing" : "measurement"));
+	json_object_set_new(o, "unit_of_measurement", json_string(vt.v->unit));
+	json_object_set_new(o, "expire_after",
+	    json_integer(t->expire_ms / 1000));
+	json_array_append_new(avail, json_pack("{s:s}", "topic", t->status));
+	json_array_append_new(avail, json_pack("{s:o}", "topic",
+	    json_sprintf("%s/%" PRIu64 "/availability", t->prefix, l->serial)));
+	json_object_set_new(o, "availability", avail);
+	json_object_set_new(o, "availability_mode", json_string("all"));
+	json_object_set(o, "device", l->device);
+	origin = json_pack("{s:s,s:s}", "name", "deye-mitm", "sw_version",
+	    DEYE_VERSION);
+	json_object_set_new(o, "origin", origin);
+	payload = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	return out_add(out, dup_printf("%s/sensor/deye_mitm_%" PRIu64
+	    "/%s/config", t->disc_prefix, l->serial, vt.object), payload, true);
+}
+
+static int
+discovery_logger(struct mqtt_topics *t, const struct logger *l,
+    struct mqtt_out *out)
+{
+	if (t->disc_prefix == NULL || l->device == NULL)
+		return 0;
+	for (size_t i = 0; i < NVALUES; i++)
+		if ((l->values & (1u << i)) && discovery_one(t, l, i, out) != 0)
+			return -1;
+	return 0;
+}
+
+int
+mqtt_topics_discovery(struct mqtt_topics *t, struct mqtt_out *out)
+{
+	for (size_t i = 0; i < t->n; i++)
+		if (discovery_logger(t, &t->v[i], out) != 0)
+			return -1;
+	return 0;
+}
+
+int
+mqtt_topics_connected(struct mqtt_topics *t, struct mqtt_out *out)
+{
+	if (out_add(out, strdup(t->status), strdup("online"), true) != 0)
+		return -1;
+	for (size_t i = 0; i < t->n; i++)
+		if (availability(t, &t->v[i], out) != 0)
+			return -1;
+	return mqtt_topics_discovery(t, out);
+}
+
+int
+mqtt_topics_expire(struct mqtt_topics *t, int64_t now_ms,
+    struct mqtt_out *out)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		struct logger *l = &t->v[i];
+
+		if (l->online && now_ms - l->last_ms >= t->expire_ms) {
+			l->online = false;
+			if (availability(t, l, out) != 0)
+				return -1;
+		}
+	}
+	return 0;
+}
+
+int64_t
+mqtt_topics_next_expiry(const struct mqtt_topics *t)
+{
+	int64_t next = INT64_MAX;
+
+	for (size_t i = 0; i < t->n; i++)
+		if (t->v[i].online && t->v[i].last_ms + t->expire_ms < next)
+			next = t->v[i].last_ms + t->expire_ms;
+	return next;
+}
+
+/* The device of a real-time record, for its discovery configs. */
+static json_t *
+device_of(const json_t *ev, uint64_t serial)
+{
+	const char *inv = json_string_value(json_object_get(ev,
+	    "inv.serial.ascii"));
+	const char *schema = json_string_value(json_object_get(ev,
+	    "data.schema"));
+	const char *ac = json_string_value(json_object_get(ev,
+	    "meta.ac_fw_ver"));
+	const char *dc = json_string_value(json_object_get(ev,
+	    "meta.dc_master_fw_ver"));
+	json_t *rated = json_object_get(ev, "meta.rated_power_w");
+	json_t *d = json_object();
+	char id[64];
+
+	snprintf(id, sizeof id, "deye_mitm_%" PRIu64, serial);
+	json_object_set_new(d, "identifiers", json_pack("[s]", id));
+	if (inv != NULL)
+		json_object_set_new(d, "name", json_sprintf("Deye %s", inv));
+	else
+		json_object_set_new(d, "name", json_sprintf("Solarman logger %"
+		    PRIu64, serial));
+	json_object_set_new(d, "manufacturer", json_string(schema != NULL &&
+	    strcmp(schema, "0x08") == 0 ? "Deye" : "Solarman"));
+	if (json_is_number(rated))
+		json_object_set_new(d, "model", json_sprintf("micro-inverter "
+		    "%.0f W", json_number_value(rated)));
+	else
+		json_object_set_new(d, "model", json_string("micro-inverter"));
+	if (inv != NULL)
+		json_object_set_new(d, "serial_number", json_string(inv));
+	if (ac != NULL && dc != NULL)
+		json_object_set_new(d, "sw_version", json_sprintf("AC %s, DC %s",
+		    ac, dc));
+	else if (ac != NULL)
+		json_object_set_new(d, "sw_version", json_string(ac));
+	return d;
+}
+
+/* A real-time data event: the lifetime guard, discovery when its set of
+ * values or its device is new, then the retained state. */
+static int
+data_event(struct mqtt_topics *t, struct logger *l, const json_t *ev,
+    const char *json, size_t len, struct mqtt_out *out)
+{
+	json_t *copy = NULL;
+	uint32_t values = 0;
+	char *payload;
+	int rc;
+
+	for (size_t i = 0; i < NVALUES; i++) {
+		struct value_text vt;
+		json_t *j;
+		double x;
+
+		value_text(i, &vt);
+		if (!json_is_number(j = json_object_get(ev, vt.key)))
+			continue;
+		values |= 1u << i;
+		if (l == NULL || !vt.v->lifetime)
+			continue;
+		x = json_number_value(j);
+		if ((l->has_total & (1u << i)) && x < l->total[i]) {
+			if (copy == NULL &&
+			    (copy = json_deep_copy(ev)) == NULL)
+				return -1;
+			json_object_del(copy, vt.key);
+			note_add(out, "%slogger %" PRIu64 ": %s %g is below the "
+			    "%g published before, left out", out->note[0] ?
+			    "; " : "", l->serial, vt.key, x, l->total[i]);
+			continue;
+		}
+		l->total[i] = x;
+		l->has_total |= 1u << i;
+	}
+	if (l != NULL && values != 0) {
+		json_t *dev = device_of(ev, l->serial);
+
+		if (values != l->values || l->device == NULL ||
+		    !json_equal(dev, l->device)) {
+			json_decref(l->device);
+			l->device = dev;
+			l->values = values;
+			if (discovery_logger(t, l, out) != 0) {
+				json_decref(copy);
+				return -1;
+			}
+		} else
+			json_decref(dev);
+	}
+	if (copy != NULL) {
+		payload = json_dumps(copy, JSON_COMPACT |
+		    JSON_REAL_PRECISION(12));
+		json_decref(copy);
+	} else
+		payload = strndup(json, len);
+	rc = out_add(out, dup_printf("%s/%" PRIu64 "/data", t->prefix,
+	    l != NULL ? l->serial : (uint64_t)json_integer_value(
+	    json_object_get(ev, "logger.serial"))), payload, true);
+	return rc;
+}
+
+int
+mqtt_topics_event(struct mqtt_topics *t, const json_t *ev, const char *json,
+    size_t len, int64_t now_ms, struct mqtt_out *out)
+{
+	const char *type = json_string_value(json_object_get(ev, "type"));
+	const char *listener = json_string_value(json_object_get(ev,
+	    "listener"));
+	json_t *serial = json_object_get(ev, "logger.serial");
+	const char *envoy = json_string_value(json_object_get(ev,
+	    "envoy.serial"));
+	uint64_t conn = (uint64_t)json_integer_value(json_object_get(ev,
+	    "conn.id"));
+	char lv[128], dev[128], ty[64];
+
+	if (type == NULL)
+		type = "unknown";
+	level(type, ty, sizeof ty);
+	type = ty;
+	if (listener == NULL)
+		listener = "";
+	if (json_is_integer(serial) && json_integer_value(serial) >= 0) {
+		uint64_t s = (uint64_t)json_integer_value(serial);
+		struct logger *l = logger_get(t, s);
+
+		if (l != NULL) {
+			l->last_ms = now_ms;
+			snprintf(l->listener, sizeof l->listener, "%s", listener);
+			l->conn_id = conn;
+			if (!l->online) {
+				l->online = true;
+				if (availability(t, l, out) != 0)
+					return -1;
+			}
+		}
+		if (strcmp(type, "data") == 0 &&
+		    !json_is_true(json_object_get(ev, "data.historic")))
+			return data_event(t, l, ev, json, len, out);
+		return out_add(out, dup_printf("%s/%" PRIu64 "/%s", t->prefix, s,
+		    strcmp(type, "data") == 0 ? "historic" : type),
+		    strndup(json, len), false);
+	}
+	if (envoy != NULL) {
+		const char *inv = json_string_value(json_object_get(ev,
+		    "inverter.serial"));
+
+		level(envoy, lv, sizeof lv);
+		if (out_add(out, dup_printf("%s/envoy/%s/%s", t->prefix, lv, type),
+		    strndup(json, len), false) != 0)
+			return -1;
+		if (inv != NULL && (strcmp(type, "envoy_reading") == 0 ||
+		    strcmp(type, "envoy_interval") == 0)) {
+			level(inv, dev, sizeof dev);
+			return out_add(out, dup_printf("%s/envoy/%s/%s/%s",
+			    t->prefix, lv, dev, type), strndup(json, len), true);
+		}
+		return 0;
+	}
+	if (strcmp(type, "connection") == 0) {
+		/* The end of a logger's connection: it is offline. */
+		for (size_t i = 0; i < t->n; i++) {
+			struct logger *l = &t->v[i];
+
+			if (l->online && l->conn_id == conn &&
+			    strcmp(l->listener, listener) == 0) {
+				l->online = false;
+				if (availability(t, l, out) != 0)
+					return -1;
+			}
+		}
+	}
+	return out_add(out, dup_printf("%s/%s", t->prefix, type),
+	    strndup(json, len), false);
+}
