@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
-#include "relay/addr.h"
+#include "addr.h"
 
 #define CONF_ERR_MAX 512
 #define CONF_EXIT 78 /* EX_CONFIG */

@@ -41,6 +41,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "addr.h"
 #include "clock.h"
 #include "event.h"
 #include "log.h"
@@ -52,7 +53,6 @@
 #include "proto/http.h"
 #include "proto/loggers.h"
 #include "proto/proto.h"
-#include "relay/addr.h"
 
 struct exchange {
 	uint64_t n;

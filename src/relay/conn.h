@@ -15,8 +15,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "addr.h"
 #include "conf.h"
-#include "relay/addr.h"
 #include "relay/relay.h"
 
 enum dir { DIR_UP, DIR_DOWN }; /* up: logger to cloud */

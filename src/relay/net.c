@@ -23,8 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "addr.h"
 #include "clock.h"
-#include "relay/addr.h"
 
 int
 net_listen(const struct sockaddr *sa, socklen_t len,

@@ -16,10 +16,10 @@
 
 #include <check.h>
 
+#include "addr.h"
 #include "conf.h"
-#include "sinks/sink.h"
 #include "suites.h"
-#include "relay/addr.h"
+#include "sinks/sink.h"
 
 #define NELEM(a) (sizeof (a) / sizeof (a)[0])
 

@@ -29,9 +29,9 @@
 
 #include "conf.h"
 #include "log.h"
+#include "suites.h"
 #include "sinks/hec.h"
 #include "sinks/sink.h"
-#include "suites.h"
 
 #define NELEM(a) (sizeof (a) / sizeof (a)[0])
 #define DATA "data/conf"

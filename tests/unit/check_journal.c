@@ -21,10 +21,10 @@
 
 #include "conf.h"
 #include "logcap.h"
-#include "sinks/sink.h"
 #include "stub_clock.h"
 #include "suites.h"
 #include "pipeline/journal.h"
+#include "sinks/sink.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 #define NREC 10

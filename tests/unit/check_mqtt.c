@@ -18,9 +18,9 @@
 #include <jansson.h>
 
 #include "event.h"
+#include "suites.h"
 #include "proto/solarman_event.h"
 #include "sinks/mqtt_topics.h"
-#include "suites.h"
 
 #define GOLDEN "data/solarman/golden"
 #define SERIAL "3939932716"

@@ -8,7 +8,7 @@
  * IPv4-mapped IPv6 address (::ffff:a.b.c.d); it is treated as the IPv4
  * address everywhere here, so "192.168.0.0/16" matches it.
  */
-#include "relay/addr.h"
+#include "addr.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
