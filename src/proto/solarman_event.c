@@ -285,13 +285,12 @@ set_field(json_t *ev, const struct field *f, unsigned k, struct span p)
 	uint16_t u16, v, a;
 	uint32_t u32;
 	int64_t raw;
-	char key[32], s[32];
+	char buf[32], s[32];
+	const char *key = f->stride != 0 ? buf : f->key;
 	unsigned t[6];
 
 	if (f->stride != 0)
-		snprintf(key, sizeof key, "%s%u", f->key, k + 1);
-	else
-		snprintf(key, sizeof key, "%s", f->key);
+		snprintf(buf, sizeof buf, "%s%u", f->key, k + 1);
 	switch (f->kind) {
 	case K_ASCII:
 		set_ascii(ev, key, p, off, f->len);
