@@ -25,7 +25,7 @@ WARN     = -std=c11 -Wall -Wextra $(WERROR) -Wshadow -Wstrict-prototypes \
            -Wmissing-prototypes -Wpointer-arith -Wformat=2 -Wvla \
            -Wcast-qual -Wwrite-strings -Wundef -Wnull-dereference
 DEFS     = -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -D_TIME_BITS=64 -DDEYE_VERSION='"$(VERSION)"'
-DEPS     = libcurl jansson zlib expat libmosquitto
+DEPS     = libcurl jansson zlib expat libmosquitto libmicrohttpd
 DEPS_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(DEPS))
 DEPS_LIBS   := $(shell $(PKG_CONFIG) --libs $(DEPS)) -lresolv -pthread -lm
 CHECK_CFLAGS := $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)

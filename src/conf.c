@@ -579,6 +579,11 @@ key_set(const struct conf_key *k, void *base, const char *v, char *err, size_t e
 		return -1;
 	case CONF_LISTEN: {
 		struct conf_listen *l = field;
+		/* "" unsets one with no default ([metrics] listen: off). */
+		if (v[0] == '\0' && k->def == NULL) {
+			memset(l, 0, sizeof *l);
+			return 0;
+		}
 		return addr_parse_numeric(v, &l->ss, &l->len, err, errlen);
 	}
 	case CONF_UPSTREAM: {
@@ -670,10 +675,14 @@ key_format(const struct conf_key *k, const void *base, char *buf, size_t len)
 	case CONF_ENUM:
 		snprintf(buf, len, "%s", k->names[*(const int *)field]);
 		break;
-	case CONF_LISTEN:
-		addr_format((const struct sockaddr *)&((const struct conf_listen *)field)->ss,
-		    buf, len);
+	case CONF_LISTEN: {
+		const struct conf_listen *l = field;
+		if (l->len == 0) /* unset: [metrics] listen */
+			buf[0] = '\0';
+		else
+			addr_format((const struct sockaddr *)&l->ss, buf, len);
 		break;
+	}
 	case CONF_UPSTREAM: {
 		const struct conf_upstream *u = field;
 		if (u->none)

@@ -92,7 +92,7 @@ enum conf_type {
 	CONF_SIZE,     /* int64_t bytes, min to max */
 	CONF_BOOL,     /* bool */
 	CONF_ENUM,     /* int, the index of the value in .names */
-	CONF_LISTEN,   /* struct conf_listen */
+	CONF_LISTEN,   /* struct conf_listen; len 0: unset ("" with no default) */
 	CONF_UPSTREAM, /* struct conf_upstream */
 	CONF_TZ,       /* struct conf_tz */
 	CONF_ALLOW,    /* struct allow_list */

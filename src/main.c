@@ -24,10 +24,13 @@
 #include <curl/curl.h>
 #include <mosquitto.h>
 
+#include "clock.h"
 #include "conf.h"
 #include "decode_cli.h"
 #include "event.h"
 #include "log.h"
+#include "metrics/metrics.h"
+#include "modules.h"
 #include "pipeline/journal.h"
 #include "pipeline/outbox.h"
 #include "pipeline/worker.h"
@@ -254,6 +257,7 @@ main(int argc, char **argv)
 	sigset_t set;
 	unsigned left;
 	bool worker_done;
+	int64_t start_ms;
 
 	log_init();
 	if (argc > 1 && strcmp(argv[1], "--decode") == 0)
@@ -302,7 +306,7 @@ main(int argc, char **argv)
 	/* Not thread-safe: once, here, before any thread starts. */
 	if (mosquitto_lib_init() != MOSQ_ERR_SUCCESS)
 		fatalx(1, "libmosquitto initialisation failed");
-	if ((c = conf_new(sinks_sections())) == NULL)
+	if ((c = conf_new(modules_sections())) == NULL)
 		fatalx(1, "out of memory");
 	if ((file != NULL && conf_load_file(c, file, err, sizeof err) != 0) ||
 	    conf_load_env(c, err, sizeof err) != 0)
@@ -329,10 +333,12 @@ main(int argc, char **argv)
 		return 0;
 	}
 
+	start_ms = clock_wall_ms();
 	log_info("deye-mitm %s starting", DEYE_VERSION);
 	raise_fd_limit();
 	lock_state_dir(c);
-	if (listeners_open(c, err, sizeof err) != 0)
+	if (listeners_open(c, err, sizeof err) != 0 ||
+	    metrics_open(c, err, sizeof err) != 0)
 		fatalx(1, "%s", err);
 	if (c->user != NULL)
 		drop_privileges(c->user);
@@ -360,7 +366,8 @@ main(int argc, char **argv)
 		return 1;
 	relay_init(c->max_connections, c->max_connections_per_peer,
 	    listener_is_self);
-	if (listeners_start() != 0) {
+	if (listeners_start() != 0 || metrics_start(c, start_ms) != 0) {
+		metrics_stop();
 		listeners_stop();
 		relay_shutdown(SHUTDOWN_MS);
 		worker_stop(0);
@@ -381,6 +388,7 @@ main(int argc, char **argv)
 		break;
 	}
 	log_info("%s: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	metrics_stop();
 	listeners_stop();
 	left = relay_shutdown(SHUTDOWN_MS);
 	capture_stop(HEC_GRACE_MS);

@@ -101,6 +101,18 @@ takes the median of each and prints one table of deye-mitm/socat ratios:
             files a POST must be there: none lost), how long after the
             last answer that was, and deye-mitm's peak RSS (VmHWM).
 
+  metrics   the [metrics] endpoint: BENCH_METRICS_SCRAPES scrapes of
+            /metrics (a new connection each) with the relay idle, then
+            with BENCH_HOLD connections held open (each did one echo);
+            p50 and p99 of a scrape, its size, and the active count it
+            shows (must be BENCH_HOLD).  Then the rate row with two
+            deye-mitm (both with metrics.listen), one scraped every 100 ms
+            by a thread of this script while it is measured, the other
+            not, BENCH_METRICS_ROUNDS interleaved rounds: scraped/not
+            scraped ratio per round, against the spread of the unscraped
+            rounds (the noise).  Target: the median ratio within that
+            noise (or 0.95).
+
 Every deye-mitm journals into a state_dir of its own in the temporary log
 directory, with events = none (the envoy stage's tap: an events file), and
 has an upstream on 127.0.0.1 (or none).
@@ -124,11 +136,13 @@ BENCH_HOLD (500), BENCH_DECODER_REPS (5), BENCH_DECODER_EVENTS (frames to
 JSON per repetition, 20000), BENCH_V5_ROUNDS (3), BENCH_V5_SECS (2),
 BENCH_HEC_ROUNDS (2), BENCH_HEC_EVENTS (200000), BENCH_LAT_ROUNDS (10),
 BENCH_LAT_MS (1500, per run), BENCH_LAT_RATE (1000 exchanges/s),
+BENCH_METRICS_SCRAPES (50), BENCH_METRICS_ROUNDS (4),
 BENCH_ENVOY_ROUNDS (3), BENCH_ENVOY_POSTS (1000 per run; more than 2000 at
 once would overflow the tap's queue of 4096 jobs, two a POST, while the
 writer lags), BENCH_ENVOY_CONNS (4), BENCH_ENVOY_REPORTS (the decoder's
 reports per repetition, 20), BENCH_ONLY (a comma-separated list of the
-stages to run: decoder, bulk, v5, rate, memory, hec, latency, envoy; all by
+stages to run: decoder, bulk, v5, rate, memory, metrics, hec, latency,
+envoy; all by
 default), BENCH_KEEP_LOGS=1 (keep the log directory).
 """
 import ctypes
@@ -146,6 +160,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import zlib
 
@@ -182,8 +197,10 @@ ENVOY_ROUNDS = env_int("BENCH_ENVOY_ROUNDS", 3)
 ENVOY_POSTS = env_int("BENCH_ENVOY_POSTS", 1000)
 ENVOY_CONNS = env_int("BENCH_ENVOY_CONNS", 4)
 ENVOY_REPORTS = env_int("BENCH_ENVOY_REPORTS", 20)
-STAGES = ("decoder", "bulk", "v5", "rate", "memory", "hec", "latency",
-          "envoy")
+METRICS_SCRAPES = env_int("BENCH_METRICS_SCRAPES", 50)
+METRICS_ROUNDS = env_int("BENCH_METRICS_ROUNDS", 4)
+STAGES = ("decoder", "bulk", "v5", "rate", "memory", "metrics", "hec",
+          "latency", "envoy")
 ONLY = [x.strip() for x in os.environ.get("BENCH_ONLY", "").split(",")
         if x.strip()] or list(STAGES)
 if set(ONLY) - set(STAGES):
@@ -854,6 +871,141 @@ def memory_stage(kinds, up, logdir, log):
     return res
 
 
+# ---------------------------------------------------------------- metrics
+
+def scrape(port, path="/metrics"):
+    """(seconds, body) of one GET on a new connection; Broken if not 200."""
+    t0 = time.perf_counter()
+    data = b""
+    try:
+        with socket.create_connection((LOOPBACK, port), timeout=5) as s:
+            s.sendall(b"GET %s HTTP/1.1\r\nHost: bench\r\n"
+                      b"Connection: close\r\n\r\n" % path.encode())
+            while True:
+                b = s.recv(65536)
+                if not b:
+                    break
+                data += b
+    except OSError as e:
+        raise Broken("scrape of %s on port %d: %s" % (path, port, e))
+    dt = time.perf_counter() - t0
+    head, _, body = data.partition(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/1.1 200 "):
+        raise Broken("scrape of %s: %r" % (path, head[:80]))
+    return dt, body.decode()
+
+
+def metrics_relay(up, logdir, label):
+    """A deye-mitm (raw) with its metrics endpoint; .mport is its port."""
+    for _ in range(5):
+        mport = free_port()
+        r = Relay("deye-mitm", up, logdir, label=label,
+                  opts=["metrics.listen=%s:%d" % (LOOPBACK, mport)])
+        try:
+            r.start()
+        except Broken:
+            continue  # the metrics port was taken meanwhile
+        r.mport = mport
+        if wait_listening(r.proc, mport):
+            return r
+        r.stop()
+    raise Broken("%s: the metrics endpoint did not start" % label)
+
+
+class Scraper:
+    """A thread scraping port .target (None: nobody) every 100 ms."""
+
+    def __init__(self):
+        self.target = None
+        self.count = 0
+        self.errors = []
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    def _run(self):
+        while not self._stop.wait(0.1):
+            port = self.target
+            if port is None:
+                continue
+            try:
+                scrape(port)
+                self.count += 1
+            except Broken as e:
+                self.errors.append(str(e))
+
+    def stop(self):
+        self._stop.set()
+        self._t.join(5)
+
+
+def percentile(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100.0 * (len(xs) - 1))))]
+
+
+def metrics_stage(up, tools, logdir, log, problems):
+    res = {}
+    relay = metrics_relay(up, logdir, "deye-mitm (metrics)")
+    socks = []
+    try:
+        idle = [scrape(relay.mport)[0] for _ in range(METRICS_SCRAPES)]
+        size = len(scrape(relay.mport)[1])
+        threads = status_kib(relay.proc.pid, "Threads")
+        socks = hold(relay, HOLD)
+        time.sleep(0.3)
+        held = []
+        for _ in range(METRICS_SCRAPES):
+            dt, body = scrape(relay.mport)
+            held.append(dt)
+        want = 'deye_mitm_connections_active{listener="deye"} %d\n' % HOLD
+        if want not in body:
+            problems.append("metrics: the scrape while %d connections were "
+                            "held does not say %r" % (HOLD, want.strip()))
+        relay.check_alive()
+        release(relay, socks, threads)
+        socks = []
+    finally:
+        for s in socks:
+            s.close()
+        relay.stop()
+    res["idle"], res["held"], res["bytes"] = idle, held, size
+    log("  metrics scrape idle: p50 %.2f ms p99 %.2f ms; with %d held: p50 "
+        "%.2f ms p99 %.2f ms (%d bytes)"
+        % (percentile(idle, 50) * 1e3, percentile(idle, 99) * 1e3, HOLD,
+           percentile(held, 50) * 1e3, percentile(held, 99) * 1e3, size))
+
+    relays = [metrics_relay(up, logdir, "deye-mitm (scraped)"),
+              metrics_relay(up, logdir, "deye-mitm (not scraped)")]
+    scraper = Scraper()
+    rate = {r.label: [] for r in relays}
+    try:
+        for rnd in range(METRICS_ROUNDS):
+            for r in interleave(rnd, relays):
+                scraper.target = r.mport if r is relays[0] else None
+                n0 = scraper.count
+                try:
+                    d = connrate(tools, r.port, RATE_SECS, RATE_WARMUP, r)
+                finally:
+                    scraper.target = None
+                r.check_alive()
+                rate[r.label].append(d)
+                log("  metrics rate round %d %-24s %6.0f conn/s  p99 %5d us"
+                    "  (%d scrapes)" % (rnd + 1, r.label, d["rate"],
+                                        d["total"]["p99"],
+                                        scraper.count - n0))
+    finally:
+        scraper.stop()
+        for r in relays:
+            r.stop()
+    if scraper.errors:
+        problems.append("metrics: %d failed scrapes (first: %s)"
+                        % (len(scraper.errors), scraper.errors[0]))
+    res["rate"] = rate
+    res["scrapes"] = scraper.count
+    return res
+
+
 # ---------------------------------------------------------------- solarman
 
 def decoder_stage(log, envoy=None):
@@ -1356,14 +1508,14 @@ def main():
     try:
         envoy_in = envoy_files(logdir) if "envoy" in ONLY else None
         dec = bulk = v5 = rate = rate_pinned = mem = hec = hec_py = \
-            lat = envoy = echo = hec_sink = None
+            lat = envoy = echo = hec_sink = met = None
         if "decoder" in ONLY or envoy_in:
             # ---- 0. the decoder alone, on one CPU, before anything else runs
             log(" decoder: bench-decoder, in memory, one CPU, best of %d"
                 % DEC_REPS)
             dec = decoder_stage(log, envoy_in)
 
-        if set(ONLY) & {"rate", "memory", "latency"}:
+        if set(ONLY) & {"rate", "memory", "metrics", "latency"}:
             # ---- upstreams
             echo, echo_port = port_proc(
                 "bench_echo", [os.path.join(tools, "bench_echo")], logdir)
@@ -1472,6 +1624,12 @@ def main():
             log(" memory: %d idle connections held at once, fresh relay each "
                 "round, %d rounds" % (HOLD, MEM_ROUNDS))
             mem = memory_stage(["deye-mitm", "socat"], echo_port, logdir, log)
+
+        if "metrics" in ONLY:
+            log(" metrics: %d scrapes idle and with %d connections held; "
+                "the rate row scraped every 100 ms or not, %d rounds"
+                % (METRICS_SCRAPES, HOLD, METRICS_ROUNDS))
+            met = metrics_stage(echo_port, tools, logdir, log, problems)
 
         if set(ONLY) & {"hec", "latency"}:
             hec_sink = HecSink("bench_hec", [os.path.join(tools, "bench_hec")],
@@ -1814,6 +1972,23 @@ def main():
         print("  RSS rows: deye-mitm VmRSS; socat VmRSS summed over the "
               "parent and its fork children.  PSS rows: smaps_rollup Pss, "
               "summed the same way.")
+    if met:
+        sc, ns = (met["rate"]["deye-mitm (scraped)"],
+                  met["rate"]["deye-mitm (not scraped)"])
+        ratios = [a["rate"] / b["rate"] for a, b in zip(sc, ns)]
+        rates = [b["rate"] for b in ns]
+        noise = (max(rates) - min(rates)) / med(rates)
+        print("  metrics: a scrape of /metrics (%d bytes) p50/p99 %.2f/%.2f "
+              "ms idle, %.2f/%.2f ms with %d connections held; rate scraped "
+              "every 100 ms / not scraped per round %s (median %.3f; the "
+              "unscraped rounds spread by %.1f%%: %s), %d scrapes"
+              % (met["bytes"], percentile(met["idle"], 50) * 1e3,
+                 percentile(met["idle"], 99) * 1e3,
+                 percentile(met["held"], 50) * 1e3,
+                 percentile(met["held"], 99) * 1e3, HOLD, spread(ratios, "%.3f"),
+                 med(ratios), 100 * noise,
+                 "within the noise" if abs(1 - med(ratios)) <= max(noise, 0.05)
+                 else "BEYOND the noise", met["scrapes"]))
     if dec and "stream" in dec:
         print("  decoder (CPU %d; median of %d): real frames %.0f MB/s, "
               "garbage %.0f MB/s, without 0xA5 %.0f MB/s, data to JSON "

@@ -29,6 +29,7 @@
 
 #include "conf.h"
 #include "log.h"
+#include "modules.h"
 #include "suites.h"
 #include "sinks/hec.h"
 #include "sinks/sink.h"
@@ -101,7 +102,7 @@ static const struct conf_section *const with_plug[] = {
 static struct conf *
 new_conf(void)
 {
-	struct conf *c = conf_new(sinks_sections());
+	struct conf *c = conf_new(modules_sections());
 
 	ck_assert_ptr_nonnull(c);
 	return c;

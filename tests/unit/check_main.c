@@ -37,6 +37,7 @@ main(void)
 	srunner_add_suite(sr, proto_suite());
 	srunner_add_suite(sr, stats_suite());
 	srunner_add_suite(sr, mqtt_suite());
+	srunner_add_suite(sr, metrics_suite());
 	srunner_run_all(sr, CK_ENV);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

@@ -19,6 +19,7 @@ Suite *sink_suite(void);
 Suite *proto_suite(void);
 Suite *stats_suite(void);
 Suite *mqtt_suite(void);
+Suite *metrics_suite(void);
 
 /* Frees what conf_suite() allocated to build its data-driven cases. */
 void conf_suite_cleanup(void);
