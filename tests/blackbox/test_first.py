@@ -1,0 +1,166 @@
+"""What a new user meets first: the README's two commands, the one script
+that installs the dependencies (contrib/install-deps, run here against a
+fake apt-get and sudo: nothing is installed), .ci/run reading the README
+itself, and the systemd unit that make install writes."""
+import os
+import re
+import stat
+import subprocess
+import tempfile
+import unittest
+
+from harness import ROOT
+
+INSTALL_DEPS = os.path.join(ROOT, "contrib", "install-deps")
+
+
+def readme_commands():
+    with open(os.path.join(ROOT, "README.md")) as f:
+        return [b.strip() for b in re.findall(r"```sh\n(.*?)\n```", f.read(), re.S)]
+
+
+class TestReadme(unittest.TestCase):
+    def test_first_screen_commands(self):
+        blocks = readme_commands()
+        self.assertEqual(blocks[0], "contrib/install-deps && make && ./deye-mitm")
+        self.assertEqual(blocks[1], "make check")
+
+    def test_ci_runs_the_readme_not_a_copy(self):
+        with open(os.path.join(ROOT, ".ci", "run")) as f:
+            ci = "\n".join(l for l in f.read().splitlines()
+                           if not l.lstrip().startswith("#"))
+        # .ci/run reads README.md's first two blocks; it names no package,
+        # calls no apt-get and has no command of its own to drift.
+        self.assertIn("README.md", ci)
+        self.assertNotIn("apt-get", ci)
+        self.assertNotIn("make check", ci)
+        self.assertNotIn("install-deps", ci)
+        # Its awk extraction gives what the README shows.
+        awk = re.search(r"awk '(.*?)' README.md", ci, re.S).group(1)
+        for n, want in ((1, readme_commands()[0]), (2, readme_commands()[1])):
+            prog = awk.replace("'\"$1\"'", str(n))
+            out = subprocess.run(["awk", prog, "README.md"], cwd=ROOT,
+                                 capture_output=True, text=True, check=True)
+            self.assertEqual(out.stdout.strip(), want)
+
+    def test_the_packages(self):
+        def names(*args):
+            r = subprocess.run([INSTALL_DEPS, "--list", *args],
+                               capture_output=True, text=True, check=True)
+            return r.stdout.split()
+        default, build, bench = names(), names("--build"), names("--bench")
+        self.assertTrue(set(build) < set(default) < set(bench))
+        for p in ("build-essential", "pkg-config", "libcurl4-openssl-dev",
+                  "libjansson-dev", "zlib1g-dev", "libexpat1-dev",
+                  "libmosquitto-dev"):
+            self.assertIn(p, build)
+        for p in ("check", "python3", "openssl", "socat", "stunnel4",
+                  "mosquitto", "mosquitto-clients"):
+            self.assertIn(p, default)
+            self.assertNotIn(p, build)
+        # iperf3 asks a question at install time: never in the first command.
+        for p in ("iperf3", "haproxy"):
+            self.assertNotIn(p, default)
+            self.assertIn(p, bench)
+
+
+class TestInstallDeps(unittest.TestCase):
+    """install-deps with a PATH of fakes: apt-get records its arguments,
+    environment and stdin; id says who we are; sudo may be missing."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="install-deps-")
+        self.bin = os.path.join(self.dir, "bin")
+        os.mkdir(self.bin)
+        self.log = os.path.join(self.dir, "log")
+        # Only these real programs: no sudo unless a fake is written.
+        for tool in ("env", "cat", "readlink", "sh"):
+            for d in ("/usr/bin", "/bin"):
+                if os.path.exists(os.path.join(d, tool)):
+                    os.symlink(os.path.join(d, tool), os.path.join(self.bin, tool))
+                    break
+
+    def tearDown(self):
+        subprocess.run(["rm", "-rf", self.dir])
+
+    def fake(self, name, body):
+        path = os.path.join(self.bin, name)
+        with open(path, "w") as f:
+            f.write("#!/bin/sh\n" + body)
+        os.chmod(path, stat.S_IRWXU)
+
+    def run_it(self, uid, stdin_closed=True):
+        self.fake("id", "echo %d\n" % uid)
+        self.fake("apt-get",
+                  'echo "apt-get $* | DEBIAN_FRONTEND=$DEBIAN_FRONTEND'
+                  ' | stdin=$(readlink /proc/self/fd/0)" >>%s\n' % self.log)
+        kw = {"stdin": subprocess.DEVNULL}
+        if stdin_closed:
+            kw = {"pass_fds": (), "preexec_fn": lambda: os.close(0)}
+        return subprocess.run(["/bin/sh", INSTALL_DEPS],
+                              env={"PATH": self.bin}, capture_output=True,
+                              text=True, timeout=30, **kw)
+
+    def calls(self):
+        with open(self.log) as f:
+            return f.read().splitlines()
+
+    def test_as_root_without_sudo(self):
+        r = self.run_it(0)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        update, install = self.calls()
+        self.assertTrue(update.startswith("apt-get update"))
+        self.assertRegex(install, r"^apt-get install -y ")
+        self.assertIn("--force-confold", install)
+        for line in (update, install):
+            self.assertIn("DEBIAN_FRONTEND=noninteractive", line)
+            self.assertIn("stdin=/dev/null", line)
+
+    def test_as_user_through_sudo(self):
+        # sudo drops DEBIAN_FRONTEND (env_reset): the script must carry it.
+        self.fake("sudo", 'echo "sudo $1" >>%s\nunset DEBIAN_FRONTEND\n'
+                  'exec "$@"\n' % self.log)
+        r = self.run_it(1000)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        calls = self.calls()
+        self.assertEqual(calls[0], "sudo env")
+        self.assertIn("DEBIAN_FRONTEND=noninteractive", calls[1])
+        self.assertEqual(calls[2], "sudo env")
+        self.assertIn("DEBIAN_FRONTEND=noninteractive", calls[3])
+
+    def test_not_root_no_sudo(self):
+        r = self.run_it(1000)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("not root and no sudo: run it as root", r.stderr)
+        self.assertFalse(os.path.exists(self.log))
+
+
+class TestInstall(unittest.TestCase):
+    def test_unit_names_the_installed_binary(self):
+        with tempfile.TemporaryDirectory() as d:
+            for prefix in ("/usr", "/opt/deye"):
+                dest = os.path.join(d, prefix.strip("/"))
+                # The binary under test as it is (-o: never remade here),
+                # whatever make check's own variables are.
+                env = {k: v for k, v in os.environ.items()
+                       if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+                binary = os.environ["DEYE_MITM"]
+                subprocess.run(["make", "-s", "-o", binary, "install",
+                                "PREFIX=" + prefix, "DESTDIR=" + dest,
+                                "BIN=" + binary],
+                               cwd=ROOT, env=env, check=True, capture_output=True)
+                unit = os.path.join(dest + prefix, "share/doc/deye-mitm/deye-mitm.service")
+                with open(unit) as f:
+                    text = f.read()
+                self.assertIn("\nExecStart=%s/bin/deye-mitm -f " % prefix, text)
+                self.assertTrue(os.access(os.path.join(dest + prefix, "bin/deye-mitm"),
+                                          os.X_OK))
+        with open(os.path.join(ROOT, "contrib", "deye-mitm.service")) as f:
+            text = f.read()
+        # The unit does not say there is no ExecReload= above one.
+        self.assertNotIn("No ExecReload", text)
+        self.assertIn("\nExecReload=kill -HUP $MAINPID\n", text)
+
+
+if __name__ == "__main__":
+    unittest.main()
