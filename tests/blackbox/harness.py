@@ -5,6 +5,7 @@ Daemon starts ./deye-mitm (or $DEYE_MITM) with listen port 0 and reads the
 bound port from its log; servers are small threaded TCP servers written here.
 Every daemon is stopped with SIGTERM and must exit 0 with no sanitizer report.
 """
+import atexit
 import json
 import os
 import re
@@ -83,6 +84,23 @@ def wait_for(pred, timeout, step=0.02):
     return pred()
 
 
+# Every Daemon not yet stopped.  A test whose setUp fails after starting a
+# daemon (one of its servers did not start) never reaches tearDown: what
+# is still here when the tests end is stopped, and run.py fails the run.
+LIVE = set()
+
+
+def stop_leftovers():
+    """Stop the daemons no test stopped; returns how many there were."""
+    left = list(LIVE)
+    for d in left:
+        d.stop()
+    return len(left)
+
+
+atexit.register(stop_leftovers)
+
+
 class Daemon:
     """One deye-mitm process; options are -o KEY=VALUE strings.
 
@@ -134,6 +152,7 @@ class Daemon:
                                      stderr=self.err, env=e, cwd=self.dir.name)
         self.ports = {}
         self.stopped = False
+        LIVE.add(self)
 
     def log(self):
         with open(self.errpath, "rb") as f:
@@ -204,6 +223,7 @@ class Daemon:
             self.proc.wait()
             rc = "hung"
         self.stopped = True
+        LIVE.discard(self)
         self.err.close()
         return rc, time.monotonic() - t0
 

@@ -9,6 +9,7 @@ import subprocess
 import tempfile
 import unittest
 
+import harness
 from harness import ROOT
 
 INSTALL_DEPS = os.path.join(ROOT, "contrib", "install-deps")
@@ -160,6 +161,37 @@ class TestInstall(unittest.TestCase):
         # The unit does not say there is no ExecReload= above one.
         self.assertNotIn("No ExecReload", text)
         self.assertIn("\nExecReload=kill -HUP $MAINPID\n", text)
+
+
+class TestNoDaemonLeftBehind(unittest.TestCase):
+    def test_setup_that_fails_after_starting_a_daemon(self):
+        # As when stunnel does not start in test_envoy_tls's setUp: the
+        # daemon started before it must be stopped all the same.
+        from test_relay import RelayTest
+        started = []
+
+        class Failing(RelayTest):
+            def setUp(self):
+                super().setUp()
+                started.append(self.daemon(upstream="127.0.0.1:9"))
+                self.fail("a server did not start")
+
+            def test_nothing(self):
+                pass
+
+        result = unittest.TestResult()
+        unittest.defaultTestLoader.loadTestsFromTestCase(Failing).run(result)
+        self.assertEqual(len(result.failures), 1)
+        d = started[0]
+        self.assertIsNotNone(d.proc.poll(), "deye-mitm left running")
+        self.assertNotIn(d, harness.LIVE)
+
+    def test_leftovers_are_stopped_and_counted(self):
+        d = harness.Daemon(upstream="127.0.0.1:9")
+        d.port()
+        self.assertGreaterEqual(harness.stop_leftovers(), 1)
+        self.assertIsNotNone(d.proc.poll())
+        d.dir.cleanup()
 
 
 if __name__ == "__main__":

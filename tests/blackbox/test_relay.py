@@ -18,8 +18,11 @@ class RelayTest(unittest.TestCase):
     def setUp(self):
         self.daemons = []
         self.servers = []
+        # A cleanup, not tearDown: it runs also when a subclass's setUp
+        # fails after starting a daemon (a server that did not start).
+        self.addCleanup(self.stop_all)
 
-    def tearDown(self):
+    def stop_all(self):
         for s in self.servers:
             s.close()
         for d in self.daemons:
