@@ -10,7 +10,7 @@ import tempfile
 import unittest
 
 import harness
-from harness import ROOT
+from harness import ROOT, privileged
 
 INSTALL_DEPS = os.path.join(ROOT, "contrib", "install-deps")
 
@@ -63,6 +63,37 @@ class TestReadme(unittest.TestCase):
         for p in ("iperf3", "haproxy"):
             self.assertNotIn(p, default)
             self.assertIn(p, bench)
+
+
+class TestTryingItSafely(unittest.TestCase):
+    """The README's "Trying it safely" blocks, each pasted whole into bash:
+    in a network namespace of its own (its fixed ports 10000 and 19000 are
+    then free) with a private /tmp, in a directory where ./deye-mitm is the
+    binary under test."""
+
+    def paste(self, marker):
+        block = [b for b in readme_commands() if marker in b]
+        self.assertEqual(len(block), 1, marker)
+        with tempfile.TemporaryDirectory(dir=os.path.join(ROOT, "build")) as d:
+            os.symlink(os.environ["DEYE_MITM"], os.path.join(d, "deye-mitm"))
+            with open(os.path.join(d, "block.sh"), "w") as f:
+                f.write(block[0] + "\nwait\n")
+            r = privileged(["unshare", "--net", "--mount", "sh", "-c",
+                            "cd '%s' && mount -t tmpfs tmpfs /tmp && "
+                            "ip link set lo up && timeout 20 bash block.sh" % d],
+                           check=False)
+        out = r.stdout.decode("utf-8", "replace")
+        self.assertEqual(r.returncode, 0, out + r.stderr.decode())
+        return out.splitlines()
+
+    def test_relay_to_a_local_echo_server(self):
+        out = self.paste("TCP-LISTEN:19000")
+        self.assertIn("hello", out)
+
+    def test_fully_local_heartbeat(self):
+        out = self.paste("deye.upstream=none")
+        self.assertTrue(any(re.fullmatch(r"a50a001017f685579af6a50001[0-9a-f]{18}15", l)
+                            for l in out), out)
 
 
 class TestInstallDeps(unittest.TestCase):
