@@ -27,6 +27,32 @@ SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
                    "ERROR: ThreadSanitizer")
 
 
+def bin_for_others():
+    """BIN, or a copy of it that any user can run: tests that start it as
+    nobody fail on a tree under a private directory (/root/deye-mitm, the
+    first command's place in a root shell)."""
+    global _shared_bin
+    path = os.path.abspath(BIN)
+    d = path
+    while d != "/":
+        if not os.stat(d).st_mode & 0o001:
+            break
+        d = os.path.dirname(d)
+    else:
+        return path
+    if _shared_bin is None:
+        tmp = tempfile.mkdtemp(prefix="deye-bin-")
+        os.chmod(tmp, 0o755)
+        _shared_bin = os.path.join(tmp, os.path.basename(path))
+        subprocess.run(["cp", path, _shared_bin], check=True)
+        os.chmod(_shared_bin, 0o755)
+        atexit.register(subprocess.run, ["rm", "-rf", tmp])
+    return _shared_bin
+
+
+_shared_bin = None
+
+
 def am_root():
     return os.geteuid() == 0
 
