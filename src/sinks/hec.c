@@ -455,6 +455,8 @@ wanted(const struct conf *c)
 		return true;
 	if (h->url != NULL)
 		log_warnx("hec: url is set but no token: not delivering to HEC");
+	else if (h->token != NULL)
+		log_warnx("hec: a token is set but no url: not delivering to HEC");
 	return false;
 }
 

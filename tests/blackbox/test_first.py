@@ -194,6 +194,27 @@ class TestInstall(unittest.TestCase):
         self.assertIn("\nExecReload=kill -HUP $MAINPID\n", text)
 
 
+class TestConfigTraps(unittest.TestCase):
+    def test_hec_token_without_url_is_warned(self):
+        d = harness.Daemon("events=none", upstream="none",
+                           env={"DEYE_SPLUNK_HEC_TOKEN": "t0ken"})
+        try:
+            d.wait_log(r"warn: hec: a token is set but no url: "
+                       r"not delivering to HEC")
+        finally:
+            rc, _ = d.stop()
+            d.dir.cleanup()
+        self.assertEqual(rc, 0)
+
+    def test_check_config_checks_user(self):
+        # As the man page says (it used to say the opposite).
+        r = harness.run(["-n", "-o", "user=no-such-user-17"])
+        self.assertEqual(r.returncode, 78)
+        self.assertIn(b"user 'no-such-user-17' does not exist", r.stderr)
+        with open(os.path.join(ROOT, "contrib", "deye-mitm.8")) as f:
+            self.assertNotIn("checked only when the daemon starts", f.read())
+
+
 class TestNoDaemonLeftBehind(unittest.TestCase):
     def test_setup_that_fails_after_starting_a_daemon(self):
         # As when stunnel does not start in test_envoy_tls's setUp: the

@@ -680,6 +680,9 @@ static const struct {
 	{"deye.upstream=cloud.example:0",
 	    "-o deye.upstream: '0': port must be a number from 1 to 65535"},
 	{"deye.upstream=", "-o deye.upstream: '': expected host:port"},
+	{"deye.upstream=http://cloud.example:10000",
+	    "-o deye.upstream: 'http://cloud.example:10000': expected host:port, "
+	    "without a scheme (://)"},
 	{"deye.upstream=2001:db8::1:10000",
 	    "-o deye.upstream: '2001:db8::1:10000': write IPv6 addresses as [address]:port"},
 	{"allow=", "-o allow: empty list: nobody could connect"},
