@@ -117,9 +117,10 @@ LIVE = set()
 
 
 def stop_leftovers():
-    """Stop the daemons no test stopped; returns how many there were."""
-    left = list(LIVE)
-    for d in left:
+    """Stop the daemons no test stopped; returns how many were still
+    running (a test may have killed one itself)."""
+    left = [d for d in LIVE if d.proc.poll() is None]
+    for d in list(LIVE):
         d.stop()
     return len(left)
 
