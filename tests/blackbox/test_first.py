@@ -55,7 +55,7 @@ class TestReadme(unittest.TestCase):
                   "libjansson-dev", "zlib1g-dev", "libexpat1-dev",
                   "libmosquitto-dev"):
             self.assertIn(p, build)
-        for p in ("check", "python3", "openssl", "socat", "stunnel4",
+        for p in ("check", "python3", "openssl", "curl", "socat", "stunnel4",
                   "mosquitto", "mosquitto-clients"):
             self.assertIn(p, default)
             self.assertNotIn(p, build)
