@@ -10,6 +10,14 @@
 #   make bench                relay benchmark against socat, decoders, Envoy, HEC
 #   make soak SOAK_SECS=300   frames through the relay under random faults
 #   make install PREFIX=/usr/local DESTDIR=
+#   make fresh-check          the README's commands in fresh Debian 12 and 13
+#                             roots (root, debootstrap, minutes)
+#
+# Warnings: a plain make prints them and goes on (a newer library may
+# deprecate something we call; that must not stop a user's build), while
+# make check fails on any warning the build printed (each compiler run's
+# diagnostics are kept next to its output, NAME.warn).  WERROR=-Werror
+# stops at the first one.
 
 VERSION    = 0.1.0
 PREFIX    ?= /usr/local
@@ -20,7 +28,7 @@ INSTALL   ?= install
 PKG_CONFIG ?= pkg-config
 
 CFLAGS  ?= -O2 -g
-WERROR  ?= -Werror
+WERROR  ?=
 WARN     = -std=c11 -Wall -Wextra $(WERROR) -Wshadow -Wstrict-prototypes \
            -Wmissing-prototypes -Wpointer-arith -Wformat=2 -Wvla \
            -Wcast-qual -Wwrite-strings -Wundef -Wnull-dereference
@@ -79,34 +87,37 @@ FUZZ_SRC_envoy    = proto/http proto/envoy event
 FUZZ_LEN_solarman = 8193
 FUZZ_LEN_envoy    = 65536
 
-.PHONY: all check unit blackbox fuzz-replay fuzz bench soak install \
-        uninstall clean
+.PHONY: all check warnings unit blackbox fuzz-replay fuzz bench soak \
+        fresh-check install uninstall clean
 
 all: $(BIN)
 
 $(BIN): $(OBJ)
 	$(CC) $(ALL_LDFLAGS) -o $@ $(OBJ) $(DEPS_LIBS)
 
+# Appended to a compiler run: its diagnostics go to $@.warn and are shown.
+KEEPWARN = 2>$@.warn; rc=$$?; cat $@.warn >&2; exit $$rc
+
 $(B)/%.o: src/%.c
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) -c -o $@ $< $(KEEPWARN)
 
 $(B)/unit/%.o: tests/unit/%.c | $(B)/unit
-	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -c -o $@ $< $(KEEPWARN)
 
 $(B)/unit-tests: $(UNIT_OBJ) $(UNIT_LIB_OBJ)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(DEPS_LIBS)
 
 $(B)/tools/%: tests/tools/%.c | $(B)/tools
-	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< -pthread
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< -pthread $(KEEPWARN)
 
 # No sanitizer: it is preloaded into programs that may not have its runtime.
 # No _FILE_OFFSET_BITS: it defines pwrite and pwrite64 both.
 $(B)/tools/slowdisk.so: tests/tools/slowdisk.c | $(B)/tools
-	$(CC) $(WARN) -D_GNU_SOURCE $(CFLAGS) -shared -fPIC -o $@ $< -ldl
+	$(CC) $(WARN) -D_GNU_SOURCE $(CFLAGS) -shared -fPIC -o $@ $< -ldl $(KEEPWARN)
 
 $(B)/fuzz/%.o: tests/fuzz/%.c | $(B)/fuzz
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) -c -o $@ $< $(KEEPWARN)
 
 $(B)/fuzz/replay-%: $(B)/fuzz/replay.o $(B)/fuzz/fuzz_%.o $(LIB_OBJ)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(DEPS_LIBS)
@@ -135,7 +146,16 @@ $(B)/bench-decoder: tests/bench/bench_decoder.c $(LIB_OBJ) | $(B)
 $(B) $(B)/unit $(B)/tools $(B)/fuzz $(FUZZ_B):
 	mkdir -p $@
 
-check: unit fuzz-replay blackbox
+check: warnings unit fuzz-replay blackbox
+
+# What every compiler run of this build printed: make check fails on it.
+WARNFILES = $(OBJ:=.warn) $(UNIT_OBJ:=.warn) $(TOOLS:=.warn) \
+            $(B)/fuzz/replay.o.warn $(FUZZ_HARNESSES:%=$(B)/fuzz/fuzz_%.o.warn)
+warnings: $(BIN) $(B)/unit-tests $(TOOLS) $(REPLAYS)
+	@w=$$(cat $(WARNFILES) 2>/dev/null); if [ -n "$$w" ]; then \
+	    printf '%s\n' "$$w"; \
+	    echo "make check: the build printed warnings (above): fix them"; \
+	    exit 1; fi
 
 unit: $(B)/unit-tests
 	cd tests && ../$(B)/unit-tests
@@ -171,6 +191,10 @@ bench: $(BIN) $(TOOLS) $(B)/bench-decoder
 	DEYE_BENCH_DECODER=$(abspath $(B)/bench-decoder) \
 	python3 tests/bench/bench.py
 
+# Root and minutes, not part of check: see tests/fresh/fresh-check.
+fresh-check:
+	tests/fresh/fresh-check $(FRESH_SUITES)
+
 # Minutes, not part of check: see tests/soak/soak.py (SOAK_SECS, SOAK_SEED).
 soak: $(BIN)
 	DEYE_MITM=$(abspath $(BIN)) DEYE_SANITIZE=$(SANITIZE) \
@@ -183,7 +207,10 @@ install: $(BIN)
 	$(INSTALL) -m 644 contrib/deye-mitm.8 $(DESTDIR)$(MANDIR)/man8/
 	$(INSTALL) -m 644 contrib/deye-mitm.conf.5 $(DESTDIR)$(MANDIR)/man5/
 	$(INSTALL) -m 644 deye-mitm.conf.example $(DESTDIR)$(DOCDIR)/
-	$(INSTALL) -m 644 contrib/deye-mitm.service contrib/dnsmasq-deye-mitm.conf \
+	sed 's|^ExecStart=/usr/local/bin/deye-mitm |ExecStart=$(BINDIR)/deye-mitm |' \
+	    contrib/deye-mitm.service >$(DESTDIR)$(DOCDIR)/deye-mitm.service
+	chmod 644 $(DESTDIR)$(DOCDIR)/deye-mitm.service
+	$(INSTALL) -m 644 contrib/dnsmasq-deye-mitm.conf \
 	    contrib/deye-mitm.logrotate \
 	    contrib/logger-setup.md contrib/envoy-setup.md \
 	    contrib/stunnel-envoy-server.conf contrib/stunnel-envoy-client.conf \

@@ -44,6 +44,11 @@ addr_split(const char *s, char *host, size_t hostlen, uint16_t *port,
 			snprintf(err, errlen, "'%s': expected host:port", s);
 			return -1;
 		}
+		if (strstr(s, "://") != NULL) {
+			snprintf(err, errlen,
+			    "'%s': expected host:port, without a scheme (://)", s);
+			return -1;
+		}
 		if (memchr(s, ':', (size_t)(colon - s)) != NULL) {
 			snprintf(err, errlen,
 			    "'%s': write IPv6 addresses as [address]:port", s);

@@ -460,6 +460,38 @@ conf_replace_str(char **field, const char *v, char *err, size_t errlen)
 }
 
 /* Parse v into the field of k inside base. */
+/*
+ * A tz_offset other than auto into minutes: [+-]N (minutes, as it always
+ * was), [+-]Nm, [+-]Nh or [+-]HH:MM.  0, or -1 when it is none of them.
+ */
+static int
+tz_parse(const char *v, int *minutes)
+{
+	int sign = 1, n = 0, digits = 0;
+
+	if (*v == '+' || *v == '-')
+		sign = *v++ == '-' ? -1 : 1;
+	for (; isdigit((unsigned char)*v) && digits < 4; v++, digits++)
+		n = n * 10 + (*v - '0');
+	if (digits == 0)
+		return -1;
+	if (strcmp(v, "") == 0 || strcmp(v, "m") == 0) {
+		*minutes = sign * n;
+		return 0;
+	}
+	if (strcmp(v, "h") == 0) {
+		*minutes = sign * n * 60;
+		return 0;
+	}
+	if (digits == 2 && v[0] == ':' && isdigit((unsigned char)v[1]) &&
+	    isdigit((unsigned char)v[2]) && v[3] == '\0' &&
+	    (v[1] - '0') * 10 + (v[2] - '0') < 60) {
+		*minutes = sign * (n * 60 + (v[1] - '0') * 10 + (v[2] - '0'));
+		return 0;
+	}
+	return -1;
+}
+
 static int
 key_set(const struct conf_key *k, void *base, const char *v, char *err, size_t errlen)
 {
@@ -599,25 +631,27 @@ key_set(const struct conf_key *k, void *base, const char *v, char *err, size_t e
 	}
 	case CONF_TZ: {
 		struct conf_tz *tz = field;
-		char *end;
-		long m;
+		int m;
 
 		if (strcmp(v, "auto") == 0) {
 			tz->is_auto = true;
 			tz->minutes = 0;
 			return 0;
 		}
-		errno = 0;
-		m = strtol(v, &end, 10);
-		if (v[0] == '\0' || isspace((unsigned char)v[0]) || *end != '\0' ||
-		    errno != 0 || m < -720 || m > 840) {
-			snprintf(err, errlen,
-			    "tz_offset '%s': expected auto or minutes east of UTC (-720 to 840)",
-			    v);
+		if (tz_parse(v, &m) != 0 || m < -720 || m > 840) {
+			snprintf(err, errlen, "tz_offset '%s': expected auto, minutes "
+			    "east of UTC (-720 to 840), 120m, 2h or +02:00", v);
+			return -1;
+		}
+		/* No zone is 1 to 14 minutes off UTC: "+2" means hours. */
+		if (m != 0 && m >= -14 && m <= 14 && strpbrk(v, "mh:") == NULL) {
+			snprintf(err, errlen, "tz_offset '%s': that is %d minute(s) "
+			    "east of UTC; for hours write %dh or %c%02d:00", v, m, m,
+			    m < 0 ? '-' : '+', m < 0 ? -m : m);
 			return -1;
 		}
 		tz->is_auto = false;
-		tz->minutes = (int)m;
+		tz->minutes = m;
 		return 0;
 	}
 	case CONF_ALLOW: {

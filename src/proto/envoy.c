@@ -22,6 +22,14 @@
 #include <expat.h>
 #include <zlib.h>
 
+/* expat 2.9 deprecates XML_GetCurrentLineNumber for a 64-bit twin that
+ * older releases (Debian 12's 2.5) do not have. */
+#if XML_MAJOR_VERSION > 2 || (XML_MAJOR_VERSION == 2 && XML_MINOR_VERSION >= 9)
+#define envoy_xml_line(p) ((unsigned long long)XML_GetCurrentLineNumber64(p))
+#else
+#define envoy_xml_line(p) ((unsigned long long)XML_GetCurrentLineNumber(p))
+#endif
+
 #define ENVOY_STR_(x) #x
 #define ENVOY_STR(x) ENVOY_STR_(x)
 
@@ -348,8 +356,7 @@ scan_run(struct scan *sc, const char *xml, size_t n, char *err, size_t errlen)
 	else if (n > INT32_MAX)
 		snprintf(err, errlen, "too big");
 	else if (st != XML_STATUS_OK)
-		snprintf(err, errlen, "XML line %lu: %s",
-		    (unsigned long)XML_GetCurrentLineNumber(sc->p),
+		snprintf(err, errlen, "XML line %llu: %s", envoy_xml_line(sc->p),
 		    XML_ErrorString(XML_GetErrorCode(sc->p)));
 	else if (sc->root_attrs == NULL)
 		snprintf(err, errlen, "not a %s", sc->root);

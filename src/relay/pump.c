@@ -171,6 +171,24 @@ forward(struct conn *c, enum dir dir, int to, const uint8_t *buf, size_t n)
 	return true;
 }
 
+/*
+ * The cloud hung up or failed in the middle: carry on locally, as
+ * conn_go_local() decides.  A stream we cannot answer (TLS...) ends now:
+ * its logger waits for the cloud's answer to what it sent before it says
+ * more, so waiting for its next bytes would hold it until idle_timeout.
+ */
+static bool
+down_gone(struct conn *c, const char *why)
+{
+	if (!conn_go_local(c, why))
+		return false;
+	if (tap_undecodable(c->tap)) {
+		conn_end(c, "relay", "cannot-answer");
+		conn_abort(c);
+	}
+	return true;
+}
+
 /* After our side's EOF: give the other direction until it has been silent
  * for fin_timeout. */
 static void
@@ -228,7 +246,7 @@ pump_run(void *arg)
 			}
 			continue;
 		}
-		if (n == 0 && p->dir == DIR_DOWN && conn_go_local(c, "eof"))
+		if (n == 0 && p->dir == DIR_DOWN && down_gone(c, "eof"))
 			break; /* the cloud hung up: the logger goes on with us */
 		if (n == 0) {
 			int64_t zero = 0;
@@ -249,7 +267,7 @@ pump_run(void *arg)
 			}
 			continue;
 		}
-		if (p->dir == DIR_DOWN && conn_go_local(c, errno_word(errno)))
+		if (p->dir == DIR_DOWN && down_gone(c, errno_word(errno)))
 			break;
 		conn_end(c, side_name[p->dir], errno_word(errno));
 		conn_abort(c);

@@ -455,6 +455,8 @@ wanted(const struct conf *c)
 		return true;
 	if (h->url != NULL)
 		log_warnx("hec: url is set but no token: not delivering to HEC");
+	else if (h->token != NULL)
+		log_warnx("hec: a token is set but no url: not delivering to HEC");
 	return false;
 }
 
@@ -507,7 +509,15 @@ start(const struct conf *c, void **state, struct sink_limits *lim)
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)hf->timeout_ms);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)hf->timeout_ms);
+	/* Never follow the URL into another scheme (file:, ...).  The string
+	 * form is libcurl 7.85's; the bit mask it replaced is deprecated
+	 * there but is all that Debian 11 and Ubuntu 22.04 have. */
+#if LIBCURL_VERSION_NUM >= 0x075500
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS,
+	    (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &hc->reply);

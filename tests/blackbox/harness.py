@@ -5,6 +5,7 @@ Daemon starts ./deye-mitm (or $DEYE_MITM) with listen port 0 and reads the
 bound port from its log; servers are small threaded TCP servers written here.
 Every daemon is stopped with SIGTERM and must exit 0 with no sanitizer report.
 """
+import atexit
 import json
 import os
 import re
@@ -24,6 +25,32 @@ SLOW = 4.0 if SANITIZED else 1.0
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
                    "WARNING: ThreadSanitizer", "runtime error:",
                    "ERROR: ThreadSanitizer")
+
+
+def bin_for_others():
+    """BIN, or a copy of it that any user can run: tests that start it as
+    nobody fail on a tree under a private directory (/root/deye-mitm, the
+    first command's place in a root shell)."""
+    global _shared_bin
+    path = os.path.abspath(BIN)
+    d = path
+    while d != "/":
+        if not os.stat(d).st_mode & 0o001:
+            break
+        d = os.path.dirname(d)
+    else:
+        return path
+    if _shared_bin is None:
+        tmp = tempfile.mkdtemp(prefix="deye-bin-")
+        os.chmod(tmp, 0o755)
+        _shared_bin = os.path.join(tmp, os.path.basename(path))
+        subprocess.run(["cp", path, _shared_bin], check=True)
+        os.chmod(_shared_bin, 0o755)
+        atexit.register(subprocess.run, ["rm", "-rf", tmp])
+    return _shared_bin
+
+
+_shared_bin = None
 
 
 def am_root():
@@ -83,6 +110,24 @@ def wait_for(pred, timeout, step=0.02):
     return pred()
 
 
+# Every Daemon not yet stopped.  A test whose setUp fails after starting a
+# daemon (one of its servers did not start) never reaches tearDown: what
+# is still here when the tests end is stopped, and run.py fails the run.
+LIVE = set()
+
+
+def stop_leftovers():
+    """Stop the daemons no test stopped; returns how many were still
+    running (a test may have killed one itself)."""
+    left = [d for d in LIVE if d.proc.poll() is None]
+    for d in list(LIVE):
+        d.stop()
+    return len(left)
+
+
+atexit.register(stop_leftovers)
+
+
 class Daemon:
     """One deye-mitm process; options are -o KEY=VALUE strings.
 
@@ -134,6 +179,7 @@ class Daemon:
                                      stderr=self.err, env=e, cwd=self.dir.name)
         self.ports = {}
         self.stopped = False
+        LIVE.add(self)
 
     def log(self):
         with open(self.errpath, "rb") as f:
@@ -204,6 +250,7 @@ class Daemon:
             self.proc.wait()
             rc = "hung"
         self.stopped = True
+        LIVE.discard(self)
         self.err.close()
         return rc, time.monotonic() - t0
 

@@ -9,6 +9,12 @@ sys.path.insert(0, here)
 suite = unittest.defaultTestLoader.discover(here, pattern="test_*.py")
 result = unittest.TextTestRunner(verbosity=2).run(suite)
 ok = result.wasSuccessful()
+import harness  # noqa: E402 (the tests' own, found through sys.path)
+left = harness.stop_leftovers()
+if left:
+    print("%d deye-mitm process(es) left running by the tests (stopped now)"
+          % left)
+    ok = False
 print("%d%%: Checks: %d, Failures: %d, Errors: %d" % (
     100 * (result.testsRun - len(result.failures) - len(result.errors))
     // max(result.testsRun, 1), result.testsRun, len(result.failures),

@@ -9,7 +9,7 @@ import subprocess
 import tempfile
 import unittest
 
-from harness import BIN, SLOW, Daemon, am_root, privileged, run, wait_for
+from harness import BIN, SLOW, bin_for_others, Daemon, am_root, privileged, run, wait_for
 from test_relay import RelayTest
 
 TOKEN = "ARGVTOKEN-5f2b1e8c"
@@ -208,7 +208,7 @@ class TestNotDumpable(SecretsTest):
         errpath = os.path.join(self.tmp.name, "stderr-%d.log" % self.runs)
         err = open(errpath, "wb")
         self.addCleanup(err.close)
-        args = [BIN, "-o", "state_dir=" + state, "-o", "events=none",
+        args = [bin_for_others(), "-o", "state_dir=" + state, "-o", "events=none",
                 "-o", "deye.listen=127.0.0.1:0", "-o", "deye.upstream=none"]
         for o in opts:
             args += ["-o", o]

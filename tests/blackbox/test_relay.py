@@ -18,12 +18,22 @@ class RelayTest(unittest.TestCase):
     def setUp(self):
         self.daemons = []
         self.servers = []
+        # tearDown is not run when a subclass's setUp fails after starting
+        # a daemon (a server that did not start): this cleanup, run last,
+        # stops what is still running then.
+        self.addCleanup(self.stop_all)
 
     def tearDown(self):
-        for s in self.servers:
+        self.stop_all()
+
+    def stop_all(self):
+        servers, self.servers = self.servers, []
+        daemons, self.daemons = self.daemons, []
+        for s in servers:
             s.close()
-        for d in self.daemons:
-            rc, took = d.stop()
+        # Every daemon stopped before the first complaint.
+        ended = [(d, d.stop()[0]) for d in daemons]
+        for d, rc in ended:
             log = d.log()
             d.dir.cleanup()
             self.assertEqual(rc, 0, "deye-mitm exit status; log:\n" + log)

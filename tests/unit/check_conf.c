@@ -509,6 +509,20 @@ static const struct {
 	{"deye.tz_offset=-720", "deye.tz_offset", "-720"},
 	{"deye.tz_offset=840", "deye.tz_offset", "840"},
 	{"deye.tz_offset=330", "deye.tz_offset", "330"},
+	{"deye.tz_offset=+120", "deye.tz_offset", "120"},
+	{"deye.tz_offset=15", "deye.tz_offset", "15"},
+	{"deye.tz_offset=-15", "deye.tz_offset", "-15"},
+	{"deye.tz_offset=2h", "deye.tz_offset", "120"},
+	{"deye.tz_offset=+2h", "deye.tz_offset", "120"},
+	{"deye.tz_offset=-5h", "deye.tz_offset", "-300"},
+	{"deye.tz_offset=1h", "deye.tz_offset", "60"},
+	{"deye.tz_offset=120m", "deye.tz_offset", "120"},
+	{"deye.tz_offset=2m", "deye.tz_offset", "2"},
+	{"deye.tz_offset=+02:00", "deye.tz_offset", "120"},
+	{"deye.tz_offset=-09:30", "deye.tz_offset", "-570"},
+	{"deye.tz_offset=05:45", "deye.tz_offset", "345"},
+	{"deye.tz_offset=+14:00", "deye.tz_offset", "840"},
+	{"deye.tz_offset=-12:00", "deye.tz_offset", "-720"},
 	{"deye.capture_dir=/tmp/cap", "deye.capture_dir", "/tmp/cap"},
 	{"deye.spool_dir=/srv/envoy", "deye.spool_dir", "/srv/envoy"},
 	{"My-Logger_2.listen=127.0.0.1:1", "My-Logger_2.listen", "127.0.0.1:1"},
@@ -561,7 +575,7 @@ END_TEST
 #define GLOBAL_HINT "' is a global key: set it before the first [section]"
 #define LISTENER_HINT "' belongs in a listener section such as [deye]"
 #define HEC_HINT "' belongs in the [hec] section"
-#define TZ_RANGE "': expected auto or minutes east of UTC (-720 to 840)"
+#define TZ_RANGE "': expected auto, minutes east of UTC (-720 to 840), 120m, 2h or +02:00"
 #define NOT_UTF8(key) "'" key "' is not valid UTF-8"
 #define CONTROL "the token contains a control character"
 
@@ -667,6 +681,9 @@ static const struct {
 	{"deye.upstream=cloud.example:0",
 	    "-o deye.upstream: '0': port must be a number from 1 to 65535"},
 	{"deye.upstream=", "-o deye.upstream: '': expected host:port"},
+	{"deye.upstream=http://cloud.example:10000",
+	    "-o deye.upstream: 'http://cloud.example:10000': expected host:port, "
+	    "without a scheme (://)"},
 	{"deye.upstream=2001:db8::1:10000",
 	    "-o deye.upstream: '2001:db8::1:10000': write IPv6 addresses as [address]:port"},
 	{"allow=", "-o allow: empty list: nobody could connect"},
@@ -674,7 +691,21 @@ static const struct {
 	/* tz_offset */
 	{"deye.tz_offset=841", "-o deye.tz_offset: tz_offset '841" TZ_RANGE},
 	{"deye.tz_offset=-721", "-o deye.tz_offset: tz_offset '-721" TZ_RANGE},
-	{"deye.tz_offset=1h", "-o deye.tz_offset: tz_offset '1h" TZ_RANGE},
+	{"deye.tz_offset=15h", "-o deye.tz_offset: tz_offset '15h" TZ_RANGE},
+	{"deye.tz_offset=+14:01", "-o deye.tz_offset: tz_offset '+14:01" TZ_RANGE},
+	{"deye.tz_offset=+02:60", "-o deye.tz_offset: tz_offset '+02:60" TZ_RANGE},
+	{"deye.tz_offset=2:00", "-o deye.tz_offset: tz_offset '2:00" TZ_RANGE},
+	{"deye.tz_offset=2 h", "-o deye.tz_offset: tz_offset '2 h" TZ_RANGE},
+	{"deye.tz_offset=2H", "-o deye.tz_offset: tz_offset '2H" TZ_RANGE},
+	{"deye.tz_offset=+", "-o deye.tz_offset: tz_offset '+" TZ_RANGE},
+	{"deye.tz_offset=h", "-o deye.tz_offset: tz_offset 'h" TZ_RANGE},
+	/* A bare 1 to 14 is hours in the user's mind: refused with a hint. */
+	{"deye.tz_offset=+2", "-o deye.tz_offset: tz_offset '+2': that is 2 "
+	    "minute(s) east of UTC; for hours write 2h or +02:00"},
+	{"deye.tz_offset=14", "-o deye.tz_offset: tz_offset '14': that is 14 "
+	    "minute(s) east of UTC; for hours write 14h or +14:00"},
+	{"deye.tz_offset=-5", "-o deye.tz_offset: tz_offset '-5': that is -5 "
+	    "minute(s) east of UTC; for hours write -5h or -05:00"},
 	{"deye.tz_offset=", "-o deye.tz_offset: tz_offset '" TZ_RANGE},
 	{"deye.tz_offset= 60", "-o deye.tz_offset: tz_offset ' 60" TZ_RANGE},
 	{"deye.tz_offset=AUTO", "-o deye.tz_offset: tz_offset 'AUTO" TZ_RANGE},
