@@ -51,6 +51,7 @@
 #define LOOP_MS 100         /* one mosquitto_loop while waiting */
 #define INFLIGHT 32         /* messages sent but not acknowledged */
 #define BATCH_EVENTS 256
+#define SYSTEM_CA_DIR "/etc/ssl/certs"
 
 struct sent {
 	int mid;
@@ -75,7 +76,7 @@ struct mqtt {
 	int lost_rc;
 	bool ha_birth;            /* Home Assistant said online */
 	bool ever;                /* connected once: later ones are debug */
-	int64_t idle_next_ms, idle_backoff_ms; /* idle's connection attempts */
+	char liberr[256];         /* libmosquitto's last error line (TLS) */
 	struct sent *sent;        /* this batch's messages, in order */
 	size_t nsent, capsent;
 	size_t unacked;
@@ -129,6 +130,18 @@ on_message(struct mosquitto *m, void *arg, const struct mosquitto_message *msg)
 	if (ha != NULL && strcmp(msg->topic, ha) == 0 && msg->payloadlen == 6 &&
 	    memcmp(msg->payload, "online", 6) == 0)
 		q->ha_birth = true;
+}
+
+static void
+on_log(struct mosquitto *m, void *arg, int level, const char *str)
+{
+	struct mqtt *q = arg;
+
+	(void)m;
+	/* The why of a failed TLS handshake ("certificate verify failed")
+	 * is only said here. */
+	if (level == MOSQ_LOG_ERR)
+		snprintf(q->liberr, sizeof q->liberr, "%s", str);
 }
 
 /* ---- connection ---- */
@@ -221,6 +234,29 @@ wait_acks(struct mqtt *q, struct sink_runner *run, char *why, size_t whylen)
 	return true;
 }
 
+/* A failed handshake: OpenSSL's reason, which libmosquitto only logs;
+ * none when its own host name check failed. */
+static void
+tls_why(const struct mqtt *q, char *why, size_t whylen)
+{
+	const char *e = q->liberr, *colon;
+
+	/* "OpenSSL Error[0]: error:0A000086:SSL routines::certificate
+	 * verify failed": the reason is after the last colon. */
+	if ((colon = strrchr(e, ':')) != NULL && colon[1] != '\0')
+		e = colon + 1;
+	if (e[0] != '\0')
+		snprintf(why, whylen, "cannot connect to %s: TLS handshake "
+		    "failed: %s (a certificate not signed by a CA of %s, or "
+		    "not for %s?); events are kept and retried", q->url, e,
+		    q->cf->ca_file != NULL ? q->cf->ca_file : "the system store",
+		    q->host);
+	else
+		snprintf(why, whylen, "cannot connect to %s: TLS handshake "
+		    "failed: the broker's certificate is not for %s; events "
+		    "are kept and retried", q->url, q->host);
+}
+
 static const char *
 connack_text(int rc)
 {
@@ -256,6 +292,8 @@ connect_broker(struct mqtt *q, struct sink_runner *run, char *why,
 	mosquitto_disconnect_callback_set(q->m, on_disconnect);
 	mosquitto_publish_callback_set(q->m, on_publish);
 	mosquitto_message_callback_set(q->m, on_message);
+	mosquitto_log_callback_set(q->m, on_log);
+	q->liberr[0] = '\0';
 	if (mosquitto_will_set(q->m, status, 7, "offline", q->qos, true) !=
 	    MOSQ_ERR_SUCCESS ||
 	    (q->username != NULL && mosquitto_username_pw_set(q->m,
@@ -264,10 +302,13 @@ connect_broker(struct mqtt *q, struct sink_runner *run, char *why,
 		goto fail;
 	}
 	if (q->tls) {
+		/* libmosquitto wants a CA file or directory: without
+		 * ca_file, the system store (both OpenSSL's defaults and
+		 * Debian's directory). */
 		if (cf->ca_file == NULL)
 			mosquitto_int_option(q->m, MOSQ_OPT_TLS_USE_OS_CERTS, 1);
-		rc = mosquitto_tls_set(q->m, cf->ca_file, NULL, cf->cert_file,
-		    cf->key_file, NULL);
+		rc = mosquitto_tls_set(q->m, cf->ca_file, cf->ca_file == NULL ?
+		    SYSTEM_CA_DIR : NULL, cf->cert_file, cf->key_file, NULL);
 		if (rc == MOSQ_ERR_SUCCESS && cf->insecure) {
 			mosquitto_tls_opts_set(q->m, 0, NULL, NULL);
 			mosquitto_tls_insecure_set(q->m, true);
@@ -282,6 +323,10 @@ connect_broker(struct mqtt *q, struct sink_runner *run, char *why,
 	q->lost = false;
 	rc = mosquitto_connect_async(q->m, q->host, q->port,
 	    (int)(cf->keepalive_ms / 1000));
+	if (rc == MOSQ_ERR_TLS) {
+		tls_why(q, why, whylen);
+		goto fail;
+	}
 	if (rc != MOSQ_ERR_SUCCESS) {
 		snprintf(why, whylen, "cannot connect to %s: %s; events are kept "
 		    "and retried", q->url, strerr(rc));
@@ -293,9 +338,14 @@ connect_broker(struct mqtt *q, struct sink_runner *run, char *why,
 		if (q->connack > 0)
 			break; /* refused: said below */
 		if (q->lost || rc != MOSQ_ERR_SUCCESS) {
-			snprintf(why, whylen, "cannot connect to %s: %s; events "
-			    "are kept and retried", q->url,
-			    strerr(q->lost ? q->lost_rc : rc));
+			if (q->lost)
+				rc = q->lost_rc;
+			if (rc == MOSQ_ERR_TLS)
+				tls_why(q, why, whylen);
+			else
+				snprintf(why, whylen, "cannot connect to %s: %s; "
+				    "events are kept and retried", q->url,
+				    strerr(rc));
 			goto fail;
 		}
 		if (clock_now_ms() - t0 >= ACK_WAIT_MS) {
@@ -422,7 +472,7 @@ deliver(void *state, struct sink_runner *run, const struct journal_rec *recs,
 }
 
 static void
-idle(void *state)
+idle(void *state, struct sink_result *r)
 {
 	struct mqtt *q = state;
 	char why[1024];
@@ -430,21 +480,14 @@ idle(void *state)
 
 	if (q->m == NULL) {
 		/* Say online (and publish discovery) with no event to deliver
-		 * yet.  A failure here is only a debug line: deliver's
-		 * failures are the ones the runner logs, once a minute. */
-		if (clock_now_ms() < q->idle_next_ms)
-			return;
-		if (connect_broker(q, NULL, why, sizeof why) != 0) {
-			q->idle_backoff_ms = sink_backoff_next(q->idle_backoff_ms,
-			    BACKOFF_MIN_MS, BACKOFF_MAX_MS);
-			q->idle_next_ms = clock_now_ms() + q->idle_backoff_ms;
-			log_debug("mqtt: %s", why);
-			return;
-		}
-		q->idle_backoff_ms = 0;
+		 * yet; a failure is the runner's to log and back off. */
+		if (connect_broker(q, NULL, r->why, sizeof r->why) != 0)
+			r->verdict = SINK_RETRY;
+		return;
 	}
 	rc = mosquitto_loop(q->m, 0, 1);
 	if (q->lost || rc != MOSQ_ERR_SUCCESS) {
+		/* The next idle connects again, and says why if it cannot. */
 		log_debug("mqtt: connection to %s lost while idle", q->url);
 		drop(q);
 		return;
