@@ -17,15 +17,21 @@
  * Connecting: a new handle each time, the will P/status = offline
  * (retained), and on CONNACK: P/status online, each logger's availability
  * and every discovery config, before the backlog.  Failures (refused,
- * down, bad credentials, TLS, no CONNACK or PUBACK within ACK_WAIT_MS)
+ * down, bad credentials, TLS, no CONNACK or PUBACK within half the
+ * keepalive, at most ACK_WAIT_MS: a broker that should have pinged)
  * are SINK_RETRY: the runner backs off 0.5 s doubling to 60 s and logs at
  * most once a minute.
  *
  * Idle (the runner found nothing to deliver, twice a second): connect if
- * need be (with the same backoff), so that P/status says online before
- * the first event; the loop keeps the connection alive, reads Home
- * Assistant's birth message (then every discovery config again) and
- * marks silent loggers offline.
+ * need be, so that P/status says online before the first event (a
+ * failure is the runner's, logged and backed off like a delivery's); the
+ * loop keeps the connection alive, reads Home Assistant's birth message
+ * (then every discovery config again) and marks silent loggers offline.
+ *
+ * TLS: libmosquitto wants a CA file or directory, so without ca_file it
+ * gets the system's (OpenSSL's default paths and /etc/ssl/certs); the
+ * reason of a failed handshake, which libmosquitto only logs, is kept
+ * from its log callback for our one line.
  */
 #include "sinks/mqtt.h"
 
@@ -71,6 +77,7 @@ struct mqtt {
 	char client_id[300];
 	char *username, *password; /* from the keys or the URL */
 	int qos;
+	int64_t ack_wait_ms;      /* no CONNACK or PUBACK for this long: gone */
 	int connack;              /* -1: waiting, else the CONNACK code */
 	bool lost;                /* the connection dropped */
 	int lost_rc;
@@ -199,7 +206,7 @@ publish_out(struct mqtt *q, size_t rec, char *why, size_t whylen)
 }
 
 /* Run the loop until every message sent is acknowledged; false with why
- * when the connection is lost or the broker stays silent for ACK_WAIT_MS
+ * when the connection is lost or the broker stays silent for ack_wait_ms
  * (then what was acknowledged so far still counts). */
 static bool
 wait_acks(struct mqtt *q, struct sink_runner *run, char *why, size_t whylen)
@@ -220,13 +227,14 @@ wait_acks(struct mqtt *q, struct sink_runner *run, char *why, size_t whylen)
 		if (q->unacked < before) {
 			before = q->unacked;
 			last = clock_now_ms();
-		} else if (clock_now_ms() - last >= ACK_WAIT_MS) {
-			snprintf(why, whylen, "%s acknowledged nothing for %d s "
+		} else if (clock_now_ms() - last >= q->ack_wait_ms) {
+			snprintf(why, whylen, "%s acknowledged nothing for %g s "
 			    "(%zu message(s) waiting); events are kept and "
-			    "retried", q->url, ACK_WAIT_MS / 1000, q->unacked);
+			    "retried", q->url, q->ack_wait_ms / 1000.0,
+			    q->unacked);
 			return false;
 		}
-		if (run != NULL && sink_runner_out_of_time(run)) {
+		if (sink_runner_out_of_time(run)) {
 			snprintf(why, whylen, "stopping");
 			return false;
 		}
@@ -348,13 +356,13 @@ connect_broker(struct mqtt *q, struct sink_runner *run, char *why,
 				    strerr(rc));
 			goto fail;
 		}
-		if (clock_now_ms() - t0 >= ACK_WAIT_MS) {
-			snprintf(why, whylen, "no answer (CONNACK) from %s in %d s; "
+		if (clock_now_ms() - t0 >= q->ack_wait_ms) {
+			snprintf(why, whylen, "no answer (CONNACK) from %s in %g s; "
 			    "events are kept and retried", q->url,
-			    ACK_WAIT_MS / 1000);
+			    q->ack_wait_ms / 1000.0);
 			goto fail;
 		}
-		if (run != NULL && sink_runner_out_of_time(run)) {
+		if (sink_runner_out_of_time(run)) {
 			snprintf(why, whylen, "stopping");
 			goto fail;
 		}
@@ -440,11 +448,11 @@ deliver(void *state, struct sink_runner *run, const struct journal_rec *recs,
 					    "are kept and retried", q->url,
 					    strerr(q->lost ? q->lost_rc : rc));
 					ok = false;
-				} else if (clock_now_ms() - t0 >= ACK_WAIT_MS) {
+				} else if (clock_now_ms() - t0 >= q->ack_wait_ms) {
 					snprintf(r->why, sizeof r->why, "%s "
-					    "acknowledged nothing for %d s; events "
+					    "acknowledged nothing for %g s; events "
 					    "are kept and retried", q->url,
-					    ACK_WAIT_MS / 1000);
+					    q->ack_wait_ms / 1000.0);
 					ok = false;
 				}
 			}
@@ -472,7 +480,7 @@ deliver(void *state, struct sink_runner *run, const struct journal_rec *recs,
 }
 
 static void
-idle(void *state, struct sink_result *r)
+idle(void *state, struct sink_runner *run, struct sink_result *r)
 {
 	struct mqtt *q = state;
 	char why[1024];
@@ -481,8 +489,9 @@ idle(void *state, struct sink_result *r)
 	if (q->m == NULL) {
 		/* Say online (and publish discovery) with no event to deliver
 		 * yet; a failure is the runner's to log and back off. */
-		if (connect_broker(q, NULL, r->why, sizeof r->why) != 0)
-			r->verdict = SINK_RETRY;
+		if (connect_broker(q, run, r->why, sizeof r->why) != 0)
+			r->verdict = strcmp(r->why, "stopping") == 0 ?
+			    SINK_STOPPED : SINK_RETRY;
 		return;
 	}
 	rc = mosquitto_loop(q->m, 0, 1);
@@ -505,7 +514,7 @@ idle(void *state, struct sink_result *r)
 	q->nsent = 0;
 	q->unacked = 0;
 	if (!publish_out(q, SIZE_MAX, why, sizeof why) ||
-	    !wait_acks(q, NULL, why, sizeof why)) {
+	    !wait_acks(q, run, why, sizeof why)) {
 		log_debug("mqtt: %s", why);
 		drop(q);
 	}
@@ -608,6 +617,8 @@ start(const struct conf *c, void **state, struct sink_limits *lim)
 		snprintf(q->client_id, sizeof q->client_id, "deye-mitm-%s", name);
 	}
 	q->qos = (int)cf->qos;
+	q->ack_wait_ms = cf->keepalive_ms / 2 < ACK_WAIT_MS ?
+	    cf->keepalive_ms / 2 : ACK_WAIT_MS;
 	tc = (struct mqtt_topics_conf){
 		.prefix = cf->topic_prefix,
 		.discovery_prefix = cf->discovery ? cf->discovery_prefix : NULL,

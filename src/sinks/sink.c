@@ -247,7 +247,7 @@ run_sink(void *arg)
 		else if (ops->idle != NULL)
 			/* Its failure (the peer cannot be reached) is one like
 			 * any other: logged once a minute, backed off. */
-			ops->idle(run->state, &r);
+			ops->idle(run->state, run, &r);
 		else
 			continue;
 		if (r.verdict == SINK_DELIVERED && (r.n > 0 || n == 0)) {

@@ -62,9 +62,9 @@ class Broker:
     messages across stop/start."""
 
     def __init__(self, users=None, tls=None, persistence=False,
-                 require_certificate=False):
+                 require_certificate=False, port=None):
         self.dir = tempfile.mkdtemp(prefix="deye-mqtt-")
-        self.port = free_port()
+        self.port = port or free_port()
         self.tls_port = free_port() if tls else None
         self.logpath = os.path.join(self.dir, "mosquitto.log")
         # Started as root, mosquitto would switch to the user mosquitto,

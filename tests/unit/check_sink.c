@@ -626,9 +626,10 @@ static struct {
 } idle_seen = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static void
-stub_idle(void *state, struct sink_result *r)
+stub_idle(void *state, struct sink_runner *run, struct sink_result *r)
 {
 	(void)state;
+	(void)run;
 	(void)r;
 	pthread_mutex_lock(&idle_seen.lock);
 	if (idle_seen.calls++ == 0) {
