@@ -623,6 +623,7 @@ start(const struct conf *c, void **state, struct sink_limits *lim)
 		.prefix = cf->topic_prefix,
 		.discovery_prefix = cf->discovery ? cf->discovery_prefix : NULL,
 		.expire_after_s = cf->expire_after_ms / 1000,
+		.dummycloud = cf->dummycloud_topics,
 	};
 	if ((cf->username != NULL && (q->username = strdup(cf->username)) ==
 	    NULL) || (cf->password != NULL &&
@@ -735,11 +736,6 @@ finish(void *sec, struct conf *c, char *err, size_t errlen)
 	    check_prefix("discovery_prefix", m->discovery_prefix, err,
 	    errlen) != 0)
 		return -1;
-	if (m->dummycloud_topics) {
-		snprintf(err, errlen, "mqtt.dummycloud_topics = yes is not "
-		    "supported by this version yet");
-		return -1;
-	}
 	if ((m->cert_file == NULL) != (m->key_file == NULL)) {
 		snprintf(err, errlen, "mqtt: cert_file and key_file go together");
 		return -1;

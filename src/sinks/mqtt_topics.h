@@ -17,6 +17,7 @@ struct mqtt_topics_conf {
 	const char *prefix;           /* topic_prefix */
 	const char *discovery_prefix; /* NULL: no discovery */
 	int64_t expire_after_s;       /* a silent logger goes offline */
+	bool dummycloud;              /* also Hypfer's dummycloud topics */
 };
 
 struct mqtt_msg {
