@@ -50,42 +50,61 @@ struct value {
 	bool energy;   /* kWh: total_increasing, else measurement */
 	bool lifetime; /* never published going down */
 	const char *dc_topic, *dc_object, *dc_id, *dc_name;
+	bool no_class; /* no state_class: neither a meter nor a measurement */
 };
 
 static const struct value grid_values[] = {
 	{"grid.v", "grid_v", "Grid voltage", "V", "voltage", false, false,
-	    "grid/v", "grid_v", "grid_v", "Grid Voltage"},
+	    "grid/v", "grid_v", "grid_v", "Grid Voltage", false},
 	{"grid.i", "grid_i", "Grid current", "A", "current", false, false,
-	    NULL, NULL, NULL, NULL},
+	    NULL, NULL, NULL, NULL, false},
 	{"grid.hz", "grid_hz", "Grid frequency", "Hz", "frequency", false,
-	    false, "grid/hz", "grid_hz", "grid_hz", "Grid Frequency"},
+	    false, "grid/hz", "grid_hz", "grid_hz", "Grid Frequency", false},
 	{"grid.active_power_w", "grid_power", "Grid power", "W", "power",
 	    false, false, "grid/active_power_w", "grid_active_power_w",
-	    "grid_active_power_w", "Grid Power (Active)"},
+	    "grid_active_power_w", "Grid Power (Active)", false},
 	{"grid.kWh_today", "grid_energy_today", "Energy today", "kWh",
 	    "energy", true, false, "grid/kWh_today", "grid_kWh_today",
-	    "grid_energy_today", "Grid Energy Today"},
+	    "grid_energy_today", "Grid Energy Today", false},
 	{"grid.kWh_total", "grid_energy_total", "Energy total", "kWh",
 	    "energy", true, true, "grid/kWh_total", "grid_kWh_total",
-	    "grid_energy_total", "Grid Energy Total"},
+	    "grid_energy_total", "Grid Energy Total", false},
+	/* Solis (sensor type 0x0507): yesterday's total changes once a
+	 * day and may go down; as total_increasing Home Assistant would
+	 * count each change as energy, so it is a plain energy value with
+	 * no state class (no long-term statistics). */
+	{"grid.kWh_yesterday", "grid_energy_yesterday", "Energy yesterday",
+	    "kWh", "energy", true, false, NULL, NULL, NULL, NULL, true},
+	{"grid.apparent_power_va", "grid_apparent_power", "Grid apparent power",
+	    "VA", "apparent_power", false, false, NULL, NULL, NULL, NULL,
+	    false},
+	/* Three phases (Sofar): grid.v and grid.i are the first. */
+	{"grid.v.2", "grid_v2", "Grid voltage L2", "V", "voltage", false,
+	    false, NULL, NULL, NULL, NULL, false},
+	{"grid.i.2", "grid_i2", "Grid current L2", "A", "current", false,
+	    false, NULL, NULL, NULL, NULL, false},
+	{"grid.v.3", "grid_v3", "Grid voltage L3", "V", "voltage", false,
+	    false, NULL, NULL, NULL, NULL, false},
+	{"grid.i.3", "grid_i3", "Grid current L3", "A", "current", false,
+	    false, NULL, NULL, NULL, NULL, false},
 	{"inv.degc", "inverter_temperature", "Inverter temperature",
 	    "\xc2\xb0" "C", "temperature", false, false,
 	    "inverter/radiator_temperature", "inverter_radiator_temperature",
-	    "inverter_radiator_temperature", "Radiator Temperature"},
+	    "inverter_radiator_temperature", "Radiator Temperature", false},
 };
 static const struct value pv_values[] = {
 	{"pv.v.%u", "pv%u_v", "PV%u voltage", "V", "voltage", false, false,
-	    "pv/%u/v", "pv%u_v", "pv_%u_v", "PV %u Voltage"},
+	    "pv/%u/v", "pv%u_v", "pv_%u_v", "PV %u Voltage", false},
 	{"pv.i.%u", "pv%u_i", "PV%u current", "A", "current", false, false,
-	    "pv/%u/i", "pv%u_i", "pv_%u_i", "PV %u Current"},
+	    "pv/%u/i", "pv%u_i", "pv_%u_i", "PV %u Current", false},
 	{"pv.w.%u", "pv%u_power", "PV%u power", "W", "power", false, false,
-	    "pv/%u/w", "pv%u_w", "pv_%u_w", "PV %u Power"},
+	    "pv/%u/w", "pv%u_w", "pv_%u_w", "PV %u Power", false},
 	{"pv.kWh_today.%u", "pv%u_energy_today", "PV%u energy today", "kWh",
 	    "energy", true, false, "pv/%u/kWh_today", "pv%u_kWh_today",
-	    "pv_%u_kWh_today", "PV %u Energy Today"},
+	    "pv_%u_kWh_today", "PV %u Energy Today", false},
 	{"pv.kWh_total.%u", "pv%u_energy_total", "PV%u energy total", "kWh",
 	    "energy", true, true, "pv/%u/kWh_total", "pv%u_kWh_total",
-	    "pv_%u_kWh_total", "PV %u Energy Total"},
+	    "pv_%u_kWh_total", "PV %u Energy Total", false},
 };
 #define NGRID (sizeof grid_values / sizeof grid_values[0])
 #define NPV (sizeof pv_values / sizeof pv_values[0])
@@ -94,6 +113,7 @@ _Static_assert(NVALUES <= 64, "a logger's values are a 64-bit mask");
 #define DC_PREFIX "deye-dummycloud"
 #define DC_EXPIRE_S 360 /* dummycloud's, on its measurements */
 #define GRID_POWER 3    /* grid_values[3]: dummycloud's efficiency needs it */
+_Static_assert(GRID_POWER < NGRID, "grid power is a grid value");
 
 struct logger {
 	uint64_t serial;
@@ -108,6 +128,12 @@ struct logger {
 	uint64_t has_total;
 };
 
+/* An Envoy microinverter that sent a reading: a device of its own. */
+struct envoy_dev {
+	char envoy[128], serial[128]; /* topic levels */
+	uint32_t values;            /* bit i: envoy_values[i] has an entity */
+};
+
 struct mqtt_topics {
 	char *prefix, *disc_prefix;
 	char *status, *ha_status;
@@ -115,7 +141,27 @@ struct mqtt_topics {
 	bool dummycloud;
 	struct logger *v;
 	size_t n, cap;
+	struct envoy_dev *ev;
+	size_t nev, capev;
 };
+
+/* The entities of an Envoy microinverter, from its envoy_reading events
+ * (docs/events.md); power is the reading's energy over its duration. */
+static const struct envoy_value {
+	const char *key, *object, *name, *unit, *dclass, *tmpl;
+} envoy_values[] = {
+	{"reading.ac_v", "ac_v", "AC voltage", "V", "voltage", NULL},
+	{"reading.ac_hz", "ac_hz", "AC frequency", "Hz", "frequency", NULL},
+	{"reading.dc_v", "dc_v", "DC voltage", "V", "voltage", NULL},
+	{"reading.dc_a", "dc_i", "DC current", "A", "current", NULL},
+	{"reading.degc", "temperature", "Temperature", "\xc2\xb0" "C",
+	    "temperature", NULL},
+	{"reading.energy_ws", "power", "Power", "W", "power",
+	    "{{ (value_json['reading.energy_ws'] / "
+	    "value_json['reading.duration_s']) | round(1) "
+	    "if value_json['reading.duration_s'] > 0 else None }}"},
+};
+#define NENVOY (sizeof envoy_values / sizeof envoy_values[0])
 
 /* Value i of the table (grid values first, then PV 1..4): its strings,
  * formatted into the buffers; pv is its PV input, 0 for the others. */
@@ -284,6 +330,7 @@ mqtt_topics_free(struct mqtt_topics *t)
 	for (size_t i = 0; i < t->n; i++)
 		json_decref(t->v[i].device);
 	free(t->v);
+	free(t->ev);
 	free(t->prefix);
 	free(t->disc_prefix);
 	free(t->status);
@@ -355,8 +402,9 @@ discovery_one(struct mqtt_topics *t, const struct logger *l, size_t i,
 	    "/data", t->prefix, l->serial));
 	json_object_set_new(o, "value_template", json_string(tmpl));
 	json_object_set_new(o, "device_class", json_string(vt.v->dclass));
-	json_object_set_new(o, "state_class", json_string(vt.v->energy ?
-	    "total_increasing" : "measurement"));
+	if (!vt.v->no_class)
+		json_object_set_new(o, "state_class", json_string(vt.v->energy ?
+		    "total_increasing" : "measurement"));
 	json_object_set_new(o, "unit_of_measurement", json_string(vt.v->unit));
 	json_object_set_new(o, "expire_after",
 	    json_integer(t->expire_ms / 1000));
@@ -535,11 +583,122 @@ discovery_logger(struct mqtt_topics *t, const struct logger *l,
 	return 0;
 }
 
+/* ---- Envoy microinverters ---- */
+
+/* An id level for Home Assistant: [a-zA-Z0-9_-] only. */
+static void
+id_level(const char *s, char *buf, size_t len)
+{
+	level(s, buf, len);
+	for (char *p = buf; *p != '\0'; p++)
+		if (*p == '.')
+			*p = '_';
+}
+
+static int
+discovery_envoy_one(struct mqtt_topics *t, const struct envoy_dev *e,
+    size_t i, struct mqtt_out *out)
+{
+	const struct envoy_value *v = &envoy_values[i];
+	char id[128], uid[192], tmpl[80];
+	json_t *o = json_object();
+	char *payload;
+
+	id_level(e->serial, id, sizeof id);
+	snprintf(uid, sizeof uid, "deye_mitm_envoy_%s_%s", id, v->object);
+	snprintf(tmpl, sizeof tmpl, "{{ value_json['%s'] }}", v->key);
+	json_object_set_new(o, "name", json_string(v->name));
+	json_object_set_new(o, "unique_id", json_string(uid));
+	json_object_set_new(o, "object_id", json_string(uid));
+	json_object_set_new(o, "state_topic", json_sprintf(
+	    "%s/envoy/%s/%s/envoy_reading", t->prefix, e->envoy, e->serial));
+	json_object_set_new(o, "value_template", json_string(v->tmpl != NULL ?
+	    v->tmpl : tmpl));
+	json_object_set_new(o, "device_class", json_string(v->dclass));
+	json_object_set_new(o, "state_class", json_string("measurement"));
+	json_object_set_new(o, "unit_of_measurement", json_string(v->unit));
+	json_object_set_new(o, "expire_after",
+	    json_integer(t->expire_ms / 1000));
+	/* No connection of its own to follow: the bridge's status only. */
+	json_object_set_new(o, "availability", json_pack("[{s:s}]", "topic",
+	    t->status));
+	json_object_set_new(o, "device", json_pack("{s:[o],s:s,s:s,s:o,s:s}",
+	    "identifiers", json_sprintf("deye_mitm_envoy_%s", id),
+	    "manufacturer", "Enphase", "model", "microinverter",
+	    "name", json_sprintf("Enphase microinverter %s", e->serial),
+	    "serial_number", e->serial));
+	json_object_set_new(o, "origin", json_pack("{s:s,s:s}", "name",
+	    "deye-mitm", "sw_version", DEYE_VERSION));
+	payload = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	return out_add(out, dup_printf("%s/sensor/deye_mitm_envoy_%s/%s/config",
+	    t->disc_prefix, id, v->object), payload, true);
+}
+
+static int
+discovery_envoy(struct mqtt_topics *t, const struct envoy_dev *e,
+    struct mqtt_out *out)
+{
+	if (t->disc_prefix == NULL)
+		return 0;
+	for (size_t i = 0; i < NENVOY; i++)
+		if ((e->values & (1u << i)) &&
+		    discovery_envoy_one(t, e, i, out) != 0)
+			return -1;
+	return 0;
+}
+
+/* A reading of microinverter serial (behind Envoy envoy, both topic
+ * levels): its discovery, when it or its set of values is new. */
+static int
+envoy_reading(struct mqtt_topics *t, const json_t *ev, const char *envoy,
+    const char *serial, struct mqtt_out *out)
+{
+	struct envoy_dev *e = NULL;
+	uint32_t values = 0;
+
+	for (size_t i = 0; i < NENVOY; i++)
+		if (json_is_number(json_object_get(ev, envoy_values[i].key)))
+			values |= 1u << i;
+	if (!json_is_number(json_object_get(ev, "reading.duration_s")))
+		values &= ~(1u << (NENVOY - 1)); /* no power without it */
+	if (values == 0)
+		return 0;
+	for (size_t i = 0; i < t->nev && e == NULL; i++)
+		if (strcmp(t->ev[i].serial, serial) == 0 &&
+		    strcmp(t->ev[i].envoy, envoy) == 0)
+			e = &t->ev[i];
+	if (e == NULL) {
+		if (t->nev == LOGGERS_MAX)
+			return 0;
+		if (t->nev == t->capev) {
+			size_t cap = t->capev ? t->capev * 2 : 8;
+			struct envoy_dev *v = realloc(t->ev, cap * sizeof *v);
+
+			if (v == NULL)
+				return -1;
+			t->ev = v;
+			t->capev = cap;
+		}
+		e = &t->ev[t->nev++];
+		memset(e, 0, sizeof *e);
+		snprintf(e->envoy, sizeof e->envoy, "%s", envoy);
+		snprintf(e->serial, sizeof e->serial, "%s", serial);
+	}
+	if (values == e->values)
+		return 0;
+	e->values = values;
+	return discovery_envoy(t, e, out);
+}
+
 int
 mqtt_topics_discovery(struct mqtt_topics *t, struct mqtt_out *out)
 {
 	for (size_t i = 0; i < t->n; i++)
 		if (discovery_logger(t, &t->v[i], out) != 0)
+			return -1;
+	for (size_t i = 0; i < t->nev; i++)
+		if (discovery_envoy(t, &t->ev[i], out) != 0)
 			return -1;
 	return 0;
 }
@@ -610,22 +769,28 @@ device_of(const json_t *ev, uint64_t serial)
 	    "meta.dc_master_fw_ver"));
 	json_t *rated = json_object_get(ev, "meta.rated_power_w");
 	json_t *d = json_object();
+	const char *maker, *model;
 	char id[64];
 
 	snprintf(id, sizeof id, "deye_mitm_%" PRIu64, serial);
 	json_object_set_new(d, "identifiers", json_pack("[s]", id));
+	/* The schema is the inverter family (the sensor type's low byte):
+	 * 0x08 Deye micro-inverters, 0x07 Ginlong Solis. */
+	schema = schema != NULL ? schema : "";
+	maker = strcmp(schema, "0x08") == 0 ? "Deye" :
+	    strcmp(schema, "0x07") == 0 ? "Solis" : "Solarman";
 	if (inv != NULL)
-		json_object_set_new(d, "name", json_sprintf("Deye %s", inv));
+		json_object_set_new(d, "name", json_sprintf("%s %s", maker, inv));
 	else
 		json_object_set_new(d, "name", json_sprintf("Solarman logger %"
 		    PRIu64, serial));
-	json_object_set_new(d, "manufacturer", json_string(schema != NULL &&
-	    strcmp(schema, "0x08") == 0 ? "Deye" : "Solarman"));
+	json_object_set_new(d, "manufacturer", json_string(maker));
+	model = strcmp(schema, "0x08") == 0 ? "micro-inverter" : "inverter";
 	if (json_is_number(rated))
-		json_object_set_new(d, "model", json_sprintf("micro-inverter "
-		    "%.0f W", json_number_value(rated)));
+		json_object_set_new(d, "model", json_sprintf("%s %.0f W", model,
+		    json_number_value(rated)));
 	else
-		json_object_set_new(d, "model", json_string("micro-inverter"));
+		json_object_set_new(d, "model", json_string(model));
 	if (inv != NULL)
 		json_object_set_new(d, "serial_number", json_string(inv));
 	if (ac != NULL && dc != NULL)
@@ -758,6 +923,9 @@ mqtt_topics_event(struct mqtt_topics *t, const json_t *ev, const char *json,
 		if (inv != NULL && (strcmp(type, "envoy_reading") == 0 ||
 		    strcmp(type, "envoy_interval") == 0)) {
 			level(inv, dev, sizeof dev);
+			if (strcmp(type, "envoy_reading") == 0 &&
+			    envoy_reading(t, ev, lv, dev, out) != 0)
+				return -1;
 			return out_add(out, dup_printf("%s/envoy/%s/%s/%s",
 			    t->prefix, lv, dev, type), strndup(json, len), true);
 		}

@@ -11,7 +11,9 @@ import unittest
 from broker import Broker, Client, retained
 from harness import wait_for
 from test_journal import JournalTest, heartbeat
+from test_envoy import EnvoyTest
 from test_solarman import FRAMES
+import envoy_peers as ep
 
 DATA = FRAMES["deye-m80g3-data-0x42"]
 SERIAL = "3939932716"
@@ -42,10 +44,17 @@ def patch(frame, **fields):
 
 def render(template, state):
     """The subset of Jinja Home Assistant needs here:
-    {{ value_json['key'] }}."""
+    {{ value_json['key'] }}, and a quotient rounded to 0.1 when the
+    divisor is above 0."""
     m = re.fullmatch(r"\{\{ value_json\['([^']+)'\] \}\}", template)
+    if m:
+        return state[m.group(1)]
+    m = re.fullmatch(r"\{\{ \(value_json\['([^']+)'\] / "
+                     r"value_json\['([^']+)'\]\) \| round\(1\) if "
+                     r"value_json\['\2'\] > 0 else None \}\}", template)
     assert m, template
-    return state[m.group(1)]
+    d = state[m.group(2)]
+    return round(state[m.group(1)] / d, 1) if d > 0 else None
 
 
 class MqttTest(JournalTest):
@@ -371,6 +380,54 @@ class TestDummycloud(MqttTest):
         self.assertEqual(sub.last(dc + "pv/3/w"), "36.4")
         self.assertEqual(sub.last(dc + "inverter/efficiency"),
                          "%.2f" % (4 / 36.4 * 100))
+
+
+class TestEnvoyDiscovery(EnvoyTest):
+    def test_a_microinverter_gets_its_entities_from_its_readings(self):
+        b = Broker()
+        self.addCleanup(b.close)
+        enphase, d = self.start(None, "mqtt.url=" + b.url)
+        c = self.client(d)
+        c.send(ep.fixture("SYNTHETIC_request_performance_report.http.bin"))
+        c.finish()
+        enphase.wait(1)
+        inv, envoy = "999999100001", "999999000001"
+        prefix = "homeassistant/sensor/deye_mitm_envoy_%s/" % inv
+        state_topic = "%s/envoy/%s/%s/envoy_reading" % (P, envoy, inv)
+
+        def configs():
+            return {t[len(prefix):]: json.loads(p) for t, p in
+                    retained(b.port, "homeassistant/#").items()
+                    if t.startswith(prefix)}
+        self.assertTrue(wait_for(lambda: len(configs()) >= 6, 10))
+        cf = configs()
+        state = json.loads(retained(b.port, state_topic)[state_topic])
+        want = {"ac_v": ("V", "voltage", 250.102),
+                "ac_hz": ("Hz", "frequency", 59.979),
+                "dc_v": ("V", "voltage", 27.782),
+                "dc_i": ("A", "current", 7.462),
+                "temperature": ("\u00b0C", "temperature", 49),
+                "power": ("W", "power", 228.2)}  # 67535 Ws in 296 s
+        self.assertEqual(set(cf), {o + "/config" for o in want})
+        for obj, (unit, dclass, value) in want.items():
+            c = cf[obj + "/config"]
+            with self.subTest(obj=obj):
+                uid = "deye_mitm_envoy_%s_%s" % (inv, obj)
+                self.assertEqual(c["unique_id"], uid)
+                self.assertEqual(c["object_id"], uid)
+                self.assertEqual(c["state_topic"], state_topic)
+                self.assertEqual(c["unit_of_measurement"], unit)
+                self.assertEqual(c["device_class"], dclass)
+                self.assertEqual(c["state_class"], "measurement")
+                self.assertEqual(c["expire_after"], 600)
+                self.assertEqual(c["availability"], [{"topic": P + "/status"}])
+                self.assertEqual(c["origin"]["name"], "deye-mitm")
+                self.assertEqual(c["device"], {
+                    "identifiers": ["deye_mitm_envoy_" + inv],
+                    "manufacturer": "Enphase", "model": "microinverter",
+                    "name": "Enphase microinverter " + inv,
+                    "serial_number": inv})
+                self.assertEqual(render(c["value_template"], state), value)
 
 
 if __name__ == "__main__":
