@@ -62,7 +62,7 @@ class Broker:
     messages across stop/start."""
 
     def __init__(self, users=None, tls=None, persistence=False,
-                 require_certificate=False, port=None):
+                 require_certificate=False, port=None, extra=()):
         self.dir = tempfile.mkdtemp(prefix="deye-mqtt-")
         self.port = port or free_port()
         self.tls_port = free_port() if tls else None
@@ -95,6 +95,7 @@ class Broker:
                      "keyfile %s" % tls[2],
                      "require_certificate %s" % (
                          "true" if require_certificate else "false")]
+        conf += list(extra)
         self.conf = os.path.join(self.dir, "mosquitto.conf")
         with open(self.conf, "w") as f:
             f.write("\n".join(conf) + "\n")
