@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define PV_MAX 4
 #define LOGGERS_MAX 1024 /* beyond it, no availability or discovery */
@@ -871,6 +872,28 @@ data_event(struct mqtt_topics *t, struct logger *l, const json_t *ev,
 	return rc;
 }
 
+/* When deye-mitm saw the event ("received", ISO 8601 UTC with
+ * milliseconds), so that a backlog delivered late still says when each
+ * logger was last heard of; now_ms when it says nothing readable or a
+ * time still to come. */
+static int64_t
+received_ms(const json_t *ev, int64_t now_ms)
+{
+	const char *s = json_string_value(json_object_get(ev, "received"));
+	struct tm tm = {0};
+	int ms = 0, end = 0;
+	int64_t t;
+
+	if (s == NULL || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ%n",
+	    &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
+	    &tm.tm_sec, &ms, &end) != 7 || s[end] != '\0')
+		return now_ms;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	t = (int64_t)timegm(&tm) * 1000 + ms;
+	return t < now_ms ? t : now_ms;
+}
+
 int
 mqtt_topics_event(struct mqtt_topics *t, const json_t *ev, const char *json,
     size_t len, int64_t now_ms, struct mqtt_out *out)
@@ -896,7 +919,7 @@ mqtt_topics_event(struct mqtt_topics *t, const json_t *ev, const char *json,
 		struct logger *l = logger_get(t, s);
 
 		if (l != NULL) {
-			l->last_ms = now_ms;
+			l->last_ms = received_ms(ev, now_ms);
 			snprintf(l->listener, sizeof l->listener, "%s", listener);
 			l->conn_id = conn;
 			if (!l->online) {

@@ -641,6 +641,26 @@ START_TEST(test_envoy_discovery)
 }
 END_TEST
 
+/* A backlog delivered late: the logger was last heard of when the event
+ * was received, not when it is published, so it expires at once. */
+START_TEST(test_backlog_uses_received_time)
+{
+	struct mqtt_topics *t = topics(true);
+	struct frame f = golden("deye-data");
+	struct mqtt_out out = {0};
+
+	feed(t, &f, NOW + 700000, &out); /* received at NOW */
+	ck_assert_str_eq(out.v[0].payload, "online");
+	ck_assert_int_eq(mqtt_topics_next_expiry(t), NOW + 600000);
+	mqtt_out_clear(&out);
+	ck_assert_int_eq(mqtt_topics_expire(t, NOW + 700000, &out), 0);
+	ck_assert_uint_eq(out.n, 1);
+	ck_assert_str_eq(out.v[0].payload, "offline");
+	mqtt_out_free(&out);
+	mqtt_topics_free(t);
+}
+END_TEST
+
 Suite *
 mqtt_suite(void)
 {
@@ -658,6 +678,7 @@ mqtt_suite(void)
 	tcase_add_test(tc, test_solis_entities);
 	tcase_add_test(tc, test_three_phases);
 	tcase_add_test(tc, test_envoy_discovery);
+	tcase_add_test(tc, test_backlog_uses_received_time);
 	suite_add_tcase(s, tc);
 	return s;
 }
