@@ -17,15 +17,21 @@
  * Connecting: a new handle each time, the will P/status = offline
  * (retained), and on CONNACK: P/status online, each logger's availability
  * and every discovery config, before the backlog.  Failures (refused,
- * down, bad credentials, TLS, no CONNACK or PUBACK within ACK_WAIT_MS)
+ * down, bad credentials, TLS, no CONNACK or PUBACK within half the
+ * keepalive, at most ACK_WAIT_MS: a broker that should have pinged)
  * are SINK_RETRY: the runner backs off 0.5 s doubling to 60 s and logs at
  * most once a minute.
  *
  * Idle (the runner found nothing to deliver, twice a second): connect if
- * need be (with the same backoff), so that P/status says online before
- * the first event; the loop keeps the connection alive, reads Home
- * Assistant's birth message (then every discovery config again) and
- * marks silent loggers offline.
+ * need be, so that P/status says online before the first event (a
+ * failure is the runner's, logged and backed off like a delivery's); the
+ * loop keeps the connection alive, reads Home Assistant's birth message
+ * (then every discovery config again) and marks silent loggers offline.
+ *
+ * TLS: libmosquitto wants a CA file or directory, so without ca_file it
+ * gets the system's (OpenSSL's default paths and /etc/ssl/certs); the
+ * reason of a failed handshake, which libmosquitto only logs, is kept
+ * from its log callback for our one line.
  */
 #include "sinks/mqtt.h"
 
@@ -36,6 +42,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -51,6 +61,7 @@
 #define LOOP_MS 100         /* one mosquitto_loop while waiting */
 #define INFLIGHT 32         /* messages sent but not acknowledged */
 #define BATCH_EVENTS 256
+#define SYSTEM_CA_DIR "/etc/ssl/certs"
 
 struct sent {
 	int mid;
@@ -70,12 +81,13 @@ struct mqtt {
 	char client_id[300];
 	char *username, *password; /* from the keys or the URL */
 	int qos;
+	int64_t ack_wait_ms;      /* no CONNACK or PUBACK for this long: gone */
 	int connack;              /* -1: waiting, else the CONNACK code */
 	bool lost;                /* the connection dropped */
 	int lost_rc;
 	bool ha_birth;            /* Home Assistant said online */
 	bool ever;                /* connected once: later ones are debug */
-	int64_t idle_next_ms, idle_backoff_ms; /* idle's connection attempts */
+	char liberr[256];         /* libmosquitto's last error line (TLS) */
 	struct sent *sent;        /* this batch's messages, in order */
 	size_t nsent, capsent;
 	size_t unacked;
@@ -131,7 +143,35 @@ on_message(struct mosquitto *m, void *arg, const struct mosquitto_message *msg)
 		q->ha_birth = true;
 }
 
+static void
+on_log(struct mosquitto *m, void *arg, int level, const char *str)
+{
+	struct mqtt *q = arg;
+
+	(void)m;
+	/* The why of a failed TLS handshake ("certificate verify failed")
+	 * is only said here. */
+	if (level == MOSQ_LOG_ERR)
+		snprintf(q->liberr, sizeof q->liberr, "%s", str);
+}
+
 /* ---- connection ---- */
+
+/* One mosquitto_loop while acknowledgements are due.  A broker with
+ * Nagle on (mosquitto's default) holds each PUBACK until the one before
+ * it is ACKed, and our kernel delays that ACK up to 40 ms: a batch's last
+ * acknowledgements would each wait that long.  TCP_QUICKACK (which the
+ * kernel turns off again by itself) makes it ACK at once. */
+static int
+loop_acks(struct mqtt *q)
+{
+	int fd = mosquitto_socket(q->m), one = 1;
+
+	if (fd >= 0)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one,
+		    sizeof one);
+	return mosquitto_loop(q->m, LOOP_MS, 1);
+}
 
 static void
 drop(struct mqtt *q)
@@ -186,7 +226,7 @@ publish_out(struct mqtt *q, size_t rec, char *why, size_t whylen)
 }
 
 /* Run the loop until every message sent is acknowledged; false with why
- * when the connection is lost or the broker stays silent for ACK_WAIT_MS
+ * when the connection is lost or the broker stays silent for ack_wait_ms
  * (then what was acknowledged so far still counts). */
 static bool
 wait_acks(struct mqtt *q, struct sink_runner *run, char *why, size_t whylen)
@@ -195,7 +235,7 @@ wait_acks(struct mqtt *q, struct sink_runner *run, char *why, size_t whylen)
 	size_t before = q->unacked;
 
 	while (q->unacked > 0) {
-		int rc = mosquitto_loop(q->m, LOOP_MS, 1);
+		int rc = loop_acks(q);
 
 		if (q->lost || rc != MOSQ_ERR_SUCCESS) {
 			snprintf(why, whylen, "connection to %s lost (%s) with %zu "
@@ -207,18 +247,42 @@ wait_acks(struct mqtt *q, struct sink_runner *run, char *why, size_t whylen)
 		if (q->unacked < before) {
 			before = q->unacked;
 			last = clock_now_ms();
-		} else if (clock_now_ms() - last >= ACK_WAIT_MS) {
-			snprintf(why, whylen, "%s acknowledged nothing for %d s "
+		} else if (clock_now_ms() - last >= q->ack_wait_ms) {
+			snprintf(why, whylen, "%s acknowledged nothing for %g s "
 			    "(%zu message(s) waiting); events are kept and "
-			    "retried", q->url, ACK_WAIT_MS / 1000, q->unacked);
+			    "retried", q->url, q->ack_wait_ms / 1000.0,
+			    q->unacked);
 			return false;
 		}
-		if (run != NULL && sink_runner_out_of_time(run)) {
+		if (sink_runner_out_of_time(run)) {
 			snprintf(why, whylen, "stopping");
 			return false;
 		}
 	}
 	return true;
+}
+
+/* A failed handshake: OpenSSL's reason, which libmosquitto only logs;
+ * none when its own host name check failed. */
+static void
+tls_why(const struct mqtt *q, char *why, size_t whylen)
+{
+	const char *e = q->liberr, *colon;
+
+	/* "OpenSSL Error[0]: error:0A000086:SSL routines::certificate
+	 * verify failed": the reason is after the last colon. */
+	if ((colon = strrchr(e, ':')) != NULL && colon[1] != '\0')
+		e = colon + 1;
+	if (e[0] != '\0')
+		snprintf(why, whylen, "cannot connect to %s: TLS handshake "
+		    "failed: %s (a certificate not signed by a CA of %s, or "
+		    "not for %s?); events are kept and retried", q->url, e,
+		    q->cf->ca_file != NULL ? q->cf->ca_file : "the system store",
+		    q->host);
+	else
+		snprintf(why, whylen, "cannot connect to %s: TLS handshake "
+		    "failed: the broker's certificate is not for %s; events "
+		    "are kept and retried", q->url, q->host);
 }
 
 static const char *
@@ -252,10 +316,14 @@ connect_broker(struct mqtt *q, struct sink_runner *run, char *why,
 	mosquitto_int_option(q->m, MOSQ_OPT_PROTOCOL_VERSION,
 	    MQTT_PROTOCOL_V311);
 	mosquitto_max_inflight_messages_set(q->m, INFLIGHT);
+	/* Small messages, each waited for: no Nagle delay. */
+	mosquitto_int_option(q->m, MOSQ_OPT_TCP_NODELAY, 1);
 	mosquitto_connect_callback_set(q->m, on_connect);
 	mosquitto_disconnect_callback_set(q->m, on_disconnect);
 	mosquitto_publish_callback_set(q->m, on_publish);
 	mosquitto_message_callback_set(q->m, on_message);
+	mosquitto_log_callback_set(q->m, on_log);
+	q->liberr[0] = '\0';
 	if (mosquitto_will_set(q->m, status, 7, "offline", q->qos, true) !=
 	    MOSQ_ERR_SUCCESS ||
 	    (q->username != NULL && mosquitto_username_pw_set(q->m,
@@ -264,10 +332,13 @@ connect_broker(struct mqtt *q, struct sink_runner *run, char *why,
 		goto fail;
 	}
 	if (q->tls) {
+		/* libmosquitto wants a CA file or directory: without
+		 * ca_file, the system store (both OpenSSL's defaults and
+		 * Debian's directory). */
 		if (cf->ca_file == NULL)
 			mosquitto_int_option(q->m, MOSQ_OPT_TLS_USE_OS_CERTS, 1);
-		rc = mosquitto_tls_set(q->m, cf->ca_file, NULL, cf->cert_file,
-		    cf->key_file, NULL);
+		rc = mosquitto_tls_set(q->m, cf->ca_file, cf->ca_file == NULL ?
+		    SYSTEM_CA_DIR : NULL, cf->cert_file, cf->key_file, NULL);
 		if (rc == MOSQ_ERR_SUCCESS && cf->insecure) {
 			mosquitto_tls_opts_set(q->m, 0, NULL, NULL);
 			mosquitto_tls_insecure_set(q->m, true);
@@ -282,6 +353,10 @@ connect_broker(struct mqtt *q, struct sink_runner *run, char *why,
 	q->lost = false;
 	rc = mosquitto_connect_async(q->m, q->host, q->port,
 	    (int)(cf->keepalive_ms / 1000));
+	if (rc == MOSQ_ERR_TLS) {
+		tls_why(q, why, whylen);
+		goto fail;
+	}
 	if (rc != MOSQ_ERR_SUCCESS) {
 		snprintf(why, whylen, "cannot connect to %s: %s; events are kept "
 		    "and retried", q->url, strerr(rc));
@@ -293,18 +368,23 @@ connect_broker(struct mqtt *q, struct sink_runner *run, char *why,
 		if (q->connack > 0)
 			break; /* refused: said below */
 		if (q->lost || rc != MOSQ_ERR_SUCCESS) {
-			snprintf(why, whylen, "cannot connect to %s: %s; events "
-			    "are kept and retried", q->url,
-			    strerr(q->lost ? q->lost_rc : rc));
+			if (q->lost)
+				rc = q->lost_rc;
+			if (rc == MOSQ_ERR_TLS)
+				tls_why(q, why, whylen);
+			else
+				snprintf(why, whylen, "cannot connect to %s: %s; "
+				    "events are kept and retried", q->url,
+				    strerr(rc));
 			goto fail;
 		}
-		if (clock_now_ms() - t0 >= ACK_WAIT_MS) {
-			snprintf(why, whylen, "no answer (CONNACK) from %s in %d s; "
+		if (clock_now_ms() - t0 >= q->ack_wait_ms) {
+			snprintf(why, whylen, "no answer (CONNACK) from %s in %g s; "
 			    "events are kept and retried", q->url,
-			    ACK_WAIT_MS / 1000);
+			    q->ack_wait_ms / 1000.0);
 			goto fail;
 		}
-		if (run != NULL && sink_runner_out_of_time(run)) {
+		if (sink_runner_out_of_time(run)) {
 			snprintf(why, whylen, "stopping");
 			goto fail;
 		}
@@ -382,7 +462,7 @@ deliver(void *state, struct sink_runner *run, const struct journal_rec *recs,
 			int64_t t0 = clock_now_ms();
 
 			while (ok && q->unacked == before) {
-				int rc = mosquitto_loop(q->m, LOOP_MS, 1);
+				int rc = loop_acks(q);
 
 				if (q->lost || rc != MOSQ_ERR_SUCCESS) {
 					snprintf(r->why, sizeof r->why,
@@ -390,11 +470,11 @@ deliver(void *state, struct sink_runner *run, const struct journal_rec *recs,
 					    "are kept and retried", q->url,
 					    strerr(q->lost ? q->lost_rc : rc));
 					ok = false;
-				} else if (clock_now_ms() - t0 >= ACK_WAIT_MS) {
+				} else if (clock_now_ms() - t0 >= q->ack_wait_ms) {
 					snprintf(r->why, sizeof r->why, "%s "
-					    "acknowledged nothing for %d s; events "
+					    "acknowledged nothing for %g s; events "
 					    "are kept and retried", q->url,
-					    ACK_WAIT_MS / 1000);
+					    q->ack_wait_ms / 1000.0);
 					ok = false;
 				}
 			}
@@ -422,7 +502,7 @@ deliver(void *state, struct sink_runner *run, const struct journal_rec *recs,
 }
 
 static void
-idle(void *state)
+idle(void *state, struct sink_runner *run, struct sink_result *r)
 {
 	struct mqtt *q = state;
 	char why[1024];
@@ -430,21 +510,15 @@ idle(void *state)
 
 	if (q->m == NULL) {
 		/* Say online (and publish discovery) with no event to deliver
-		 * yet.  A failure here is only a debug line: deliver's
-		 * failures are the ones the runner logs, once a minute. */
-		if (clock_now_ms() < q->idle_next_ms)
-			return;
-		if (connect_broker(q, NULL, why, sizeof why) != 0) {
-			q->idle_backoff_ms = sink_backoff_next(q->idle_backoff_ms,
-			    BACKOFF_MIN_MS, BACKOFF_MAX_MS);
-			q->idle_next_ms = clock_now_ms() + q->idle_backoff_ms;
-			log_debug("mqtt: %s", why);
-			return;
-		}
-		q->idle_backoff_ms = 0;
+		 * yet; a failure is the runner's to log and back off. */
+		if (connect_broker(q, run, r->why, sizeof r->why) != 0)
+			r->verdict = strcmp(r->why, "stopping") == 0 ?
+			    SINK_STOPPED : SINK_RETRY;
+		return;
 	}
 	rc = mosquitto_loop(q->m, 0, 1);
 	if (q->lost || rc != MOSQ_ERR_SUCCESS) {
+		/* The next idle connects again, and says why if it cannot. */
 		log_debug("mqtt: connection to %s lost while idle", q->url);
 		drop(q);
 		return;
@@ -462,7 +536,7 @@ idle(void *state)
 	q->nsent = 0;
 	q->unacked = 0;
 	if (!publish_out(q, SIZE_MAX, why, sizeof why) ||
-	    !wait_acks(q, NULL, why, sizeof why)) {
+	    !wait_acks(q, run, why, sizeof why)) {
 		log_debug("mqtt: %s", why);
 		drop(q);
 	}
@@ -565,10 +639,13 @@ start(const struct conf *c, void **state, struct sink_limits *lim)
 		snprintf(q->client_id, sizeof q->client_id, "deye-mitm-%s", name);
 	}
 	q->qos = (int)cf->qos;
+	q->ack_wait_ms = cf->keepalive_ms / 2 < ACK_WAIT_MS ?
+	    cf->keepalive_ms / 2 : ACK_WAIT_MS;
 	tc = (struct mqtt_topics_conf){
 		.prefix = cf->topic_prefix,
 		.discovery_prefix = cf->discovery ? cf->discovery_prefix : NULL,
 		.expire_after_s = cf->expire_after_ms / 1000,
+		.dummycloud = cf->dummycloud_topics,
 	};
 	if ((cf->username != NULL && (q->username = strdup(cf->username)) ==
 	    NULL) || (cf->password != NULL &&
@@ -681,11 +758,6 @@ finish(void *sec, struct conf *c, char *err, size_t errlen)
 	    check_prefix("discovery_prefix", m->discovery_prefix, err,
 	    errlen) != 0)
 		return -1;
-	if (m->dummycloud_topics) {
-		snprintf(err, errlen, "mqtt.dummycloud_topics = yes is not "
-		    "supported by this version yet");
-		return -1;
-	}
 	if ((m->cert_file == NULL) != (m->key_file == NULL)) {
 		snprintf(err, errlen, "mqtt: cert_file and key_file go together");
 		return -1;

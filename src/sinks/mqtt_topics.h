@@ -17,6 +17,7 @@ struct mqtt_topics_conf {
 	const char *prefix;           /* topic_prefix */
 	const char *discovery_prefix; /* NULL: no discovery */
 	int64_t expire_after_s;       /* a silent logger goes offline */
+	bool dummycloud;              /* also Hypfer's dummycloud topics */
 };
 
 struct mqtt_msg {
@@ -39,7 +40,8 @@ struct mqtt_topics *mqtt_topics_new(const struct mqtt_topics_conf *c);
 void mqtt_topics_free(struct mqtt_topics *t);
 
 /* What publishing the event ev (json: its text, the payload when it is
- * sent unchanged) gives, seen at now_ms: availability, discovery for a new
+ * sent unchanged) gives, delivered at now_ms (a logger was last heard of
+ * at the event's "received" time, if earlier): availability, discovery for a new
  * logger or a new set of values, then the event itself.  0, or -1 when out
  * of memory (out then holds a part). */
 int mqtt_topics_event(struct mqtt_topics *t, const json_t *ev,

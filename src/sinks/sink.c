@@ -235,28 +235,34 @@ run_sink(void *arg)
 				break;
 			continue;
 		}
-		if (n == 0) {
-			if (is_stopping(run))
-				break;
-			if (ops->idle != NULL)
-				ops->idle(run->state);
-			continue;
-		}
-		for (size_t i = 0; i < n; i++)
-			run->recs[i].json = run->copy + (uintptr_t)run->recs[i].json;
-
 		memset(&r, 0, sizeof r);
 		r.retry_after_ms = -1;
-		ops->deliver(run->state, run, run->recs, n, &r);
-		if (r.verdict == SINK_DELIVERED && r.n > 0) {
-			size_t k = r.n < n ? r.n : n;
+		if (n > 0) {
+			for (size_t i = 0; i < n; i++)
+				run->recs[i].json = run->copy +
+				    (uintptr_t)run->recs[i].json;
+			ops->deliver(run->state, run, run->recs, n, &r);
+		} else if (is_stopping(run))
+			break;
+		else if (ops->idle != NULL)
+			/* Its failure (the peer cannot be reached) is one like
+			 * any other: logged once a minute, backed off. */
+			ops->idle(run->state, run, &r);
+		else
+			continue;
+		if (r.verdict == SINK_DELIVERED && (r.n > 0 || n == 0)) {
+			size_t k = r.n < n ? r.n : n; /* 0: an idle that went well */
 
-			journal_commit(run->reader, run->recs[k - 1].next);
-			journal_rewind(run->reader); /* anything read but not sent */
+			if (k > 0) {
+				journal_commit(run->reader, run->recs[k - 1].next);
+				journal_rewind(run->reader); /* read but not sent */
+			}
 			pthread_mutex_lock(&run->lock);
-			run->stats.delivered += k;
-			run->stats.batches++;
-			run->stats.last_ok_ms = clock_wall_ms();
+			if (k > 0) {
+				run->stats.delivered += k;
+				run->stats.batches++;
+				run->stats.last_ok_ms = clock_wall_ms();
+			}
 			run->stats.failing = false;
 			pthread_mutex_unlock(&run->lock);
 			if (complained)

@@ -66,8 +66,13 @@ struct sink_ops {
 	void (*reopen)(void *state);
 	/* On the runner's thread when it found nothing to deliver (about
 	 * twice a second while the journal is idle): keep-alives, timers;
-	 * or NULL. */
-	void (*idle)(void *state);
+	 * or NULL.  r comes zeroed (SINK_DELIVERED, n 0); SINK_STOPPED when
+	 * sink_runner_out_of_time cut it short; SINK_RETRY with
+	 * why when the peer cannot be reached: logged and backed off as a
+	 * failed delivery, and the next idle that leaves r alone counts as
+	 * the recovery. */
+	void (*idle)(void *state, struct sink_runner *run,
+	    struct sink_result *r);
 	/* On the runner's thread when it ends (or after a failed start). */
 	void (*stop)(void *state);
 };

@@ -112,6 +112,16 @@ takes the median of each and prints one table of deye-mitm/socat ratios:
             scraped ratio per round, against the spread of the unscraped
             rounds (the noise).  Target: the median ratio within that
             noise (or 0.95).
+  mqtt      deye-mitm (solarman, upstream = none) delivering to a real
+            mosquitto (tests/blackbox/broker.py) at QoS 1: BENCH_MQTT_EVENTS
+            heartbeats at once (tools/bench_v5 heartbeats), events per
+            second from the first frame sent to the last message that
+            mosquitto_sub (QoS 1) counted; then the latency stage's round
+            trips (heartbeats through deye-mitm to the echo server) with
+            the broker healthy and hanging (SIGSTOP) in turn, in one
+            deye-mitm process; the hanging round's backlog is delivered
+            after SIGCONT.  Target: >= 20000 events/s, p99 hanging /
+            healthy <= 1.10.
 
 Every deye-mitm journals into a state_dir of its own in the temporary log
 directory, with events = none (the envoy stage's tap: an events file), and
@@ -142,8 +152,9 @@ once would overflow the tap's queue of 4096 jobs, two a POST, while the
 writer lags), BENCH_ENVOY_CONNS (4), BENCH_ENVOY_REPORTS (the decoder's
 reports per repetition, 20), BENCH_ONLY (a comma-separated list of the
 stages to run: decoder, bulk, v5, rate, memory, metrics, hec, latency,
-envoy; all by
-default), BENCH_KEEP_LOGS=1 (keep the log directory).
+envoy, mqtt; all by default), BENCH_KEEP_LOGS=1 (keep the log directory),
+BENCH_MQTT_ROUNDS (3), BENCH_MQTT_EVENTS (4000, at once: fewer than the
+queue holds), BENCH_MQTT_LAT_ROUNDS (3).
 """
 import ctypes
 import json
@@ -199,8 +210,11 @@ ENVOY_CONNS = env_int("BENCH_ENVOY_CONNS", 4)
 ENVOY_REPORTS = env_int("BENCH_ENVOY_REPORTS", 20)
 METRICS_SCRAPES = env_int("BENCH_METRICS_SCRAPES", 50)
 METRICS_ROUNDS = env_int("BENCH_METRICS_ROUNDS", 4)
+MQTT_ROUNDS = env_int("BENCH_MQTT_ROUNDS", 3)
+MQTT_EVENTS = env_int("BENCH_MQTT_EVENTS", 4000)
+MQTT_LAT_ROUNDS = env_int("BENCH_MQTT_LAT_ROUNDS", 3)
 STAGES = ("decoder", "bulk", "v5", "rate", "memory", "metrics", "hec",
-          "latency", "envoy")
+          "latency", "envoy", "mqtt")
 ONLY = [x.strip() for x in os.environ.get("BENCH_ONLY", "").split(",")
         if x.strip()] or list(STAGES)
 if set(ONLY) - set(STAGES):
@@ -1263,6 +1277,92 @@ def latency_stage(relay, sink, tools, log, problems):
     return res
 
 
+# ---------------------------------------------------------------- MQTT
+
+def mqtt_suback(broker):
+    return broker.log().count("Sending SUBACK")
+
+
+def mqtt_stage(tools, logdir, echo_port, log, problems):
+    """The MQTT sink against a real mosquitto: events per second end to end
+    at QoS 1, then relay round trips with the broker healthy and hanging
+    (SIGSTOP)."""
+    sys.path.insert(0, BLACKBOX)
+    from broker import Broker
+    # No cap on a slow subscriber's queue: count every message.
+    b = Broker(extra=["max_queued_messages 0"])
+    res = {"rate": [], "healthy": [], "hanging": []}
+    try:
+        relay = Relay("deye-mitm", None, logdir, label="deye-mitm (mqtt)",
+                      protocol="solarman", opts=["mqtt.url=" + b.url])
+        relay.start()
+        try:
+            for rnd in range(MQTT_ROUNDS):
+                subs = mqtt_suback(b)
+                sub = subprocess.Popen(
+                    ["mosquitto_sub", "-h", LOOPBACK, "-p", str(b.port),
+                     "-q", "1", "-t", "deye-mitm/+/heartbeat",
+                     "-C", str(MQTT_EVENTS)], stdout=subprocess.DEVNULL)
+                end = time.monotonic() + 10
+                while mqtt_suback(b) == subs and time.monotonic() < end:
+                    time.sleep(0.01)
+                rc, d = run_json([os.path.join(tools, "bench_v5"),
+                                  "heartbeats", "-p", str(relay.port), "-n",
+                                  str(MQTT_EVENTS)], 60)
+                if rc != 0:
+                    sub.kill()
+                    raise Broken("bench_v5 heartbeats: exit %d" % rc)
+                try:
+                    sub.wait(60)
+                except subprocess.TimeoutExpired:
+                    sub.kill()
+                    sub.wait()
+                    problems.append("mqtt: fewer than %d heartbeats reached "
+                                    "mosquitto_sub in 60 s" % MQTT_EVENTS)
+                    break
+                secs = time.monotonic() - d["t_first"]
+                relay.check_alive()
+                res["rate"].append(MQTT_EVENTS / secs)
+                log("  mqtt round %d: %d events in %.2f s, %.0f/s"
+                    % (rnd, MQTT_EVENTS, secs, MQTT_EVENTS / secs))
+        finally:
+            relay.stop()
+        relay = Relay("deye-mitm", echo_port, logdir,
+                      label="deye-mitm (mqtt latency)", protocol="solarman",
+                      opts=["mqtt.url=" + b.url], expect_warn=("mqtt: ",))
+        relay.start()
+        secs = "%.3f" % (LAT_MS / 1000.0)
+        interval = int(1e6 / LAT_RATE)
+        try:
+            rounds = [["healthy"]] + [interleave(r, ["healthy", "hanging"])
+                                      for r in range(MQTT_LAT_ROUNDS)]
+            for rnd, conds in enumerate(rounds):
+                for cond in conds:
+                    if cond == "hanging":
+                        os.kill(b.proc.pid, signal.SIGSTOP)
+                    try:
+                        rc, d = run_json(
+                            [os.path.join(tools, "bench_v5"), "rtt", "-p",
+                             str(relay.port), "-t", secs, "-w", "200", "-i",
+                             str(interval), "-l"], LAT_MS / 1000.0 + 60)
+                    finally:
+                        os.kill(b.proc.pid, signal.SIGCONT)
+                    if rc != 0:
+                        raise Broken("bench_v5 rtt through %s: exit %d"
+                                     % (relay.label, rc))
+                    relay.check_alive()
+                    if rnd > 0:
+                        res[cond].append(d)
+                    log("  mqtt latency %s %-7s p50 %5d us  p99 %6d us"
+                        % ("round %d" % rnd if rnd else "warm-up", cond,
+                           d["p50"], d["p99"]))
+        finally:
+            relay.stop()
+    finally:
+        b.close()
+    return res
+
+
 # ---------------------------------------------------------------- Envoy
 
 def envoy_files(logdir):
@@ -1508,14 +1608,14 @@ def main():
     try:
         envoy_in = envoy_files(logdir) if "envoy" in ONLY else None
         dec = bulk = v5 = rate = rate_pinned = mem = hec = hec_py = \
-            lat = envoy = echo = hec_sink = met = None
+            lat = envoy = echo = hec_sink = met = mq = None
         if "decoder" in ONLY or envoy_in:
             # ---- 0. the decoder alone, on one CPU, before anything else runs
             log(" decoder: bench-decoder, in memory, one CPU, best of %d"
                 % DEC_REPS)
             dec = decoder_stage(log, envoy_in)
 
-        if set(ONLY) & {"rate", "memory", "metrics", "latency"}:
+        if set(ONLY) & {"rate", "memory", "metrics", "latency", "mqtt"}:
             # ---- upstreams
             echo, echo_port = port_proc(
                 "bench_echo", [os.path.join(tools, "bench_echo")], logdir)
@@ -1693,6 +1793,12 @@ def main():
                 lat = latency_stage(relay, hec_sink, tools, log, problems)
             finally:
                 relay.stop()
+        if "mqtt" in ONLY:
+            log(" mqtt: %d heartbeats at once to a real mosquitto, QoS 1, "
+                "%d rounds; relay round trips with the broker healthy and "
+                "hanging (SIGSTOP), %d rounds"
+                % (MQTT_EVENTS, MQTT_ROUNDS, MQTT_LAT_ROUNDS))
+            mq = mqtt_stage(tools, logdir, echo_port, log, problems)
         if hec_sink:
             hec_sink.stop()
         if echo:
@@ -1874,6 +1980,17 @@ def main():
             gv / hv <= 1.10)
         add("  p50 hanging / healthy", "x", pooled_pct(lat["hanging"], 50) /
             pooled_pct(lat["healthy"], 50), None)
+
+    if mq and mq["rate"]:
+        v = med(mq["rate"])
+        add("MQTT end to end, QoS 1, mosquitto", "events/s", v, None,
+            ">= 20000/s", v >= 20000)
+    if mq and mq["healthy"] and mq["hanging"]:
+        hv, gv = pooled_pct(mq["healthy"], 99), pooled_pct(mq["hanging"], 99)
+        add("relay p99 RTT, MQTT broker healthy", "us", hv, None)
+        add("relay p99 RTT, MQTT broker hanging", "us", gv, None)
+        add("  p99 hanging / healthy", "x", gv / hv, None, "<= 1.10",
+            gv / hv <= 1.10)
 
     if dec and "envoy_http" in dec:
         add("envoy decoder: HTTP stream, 1460 B pieces", "MB/s",

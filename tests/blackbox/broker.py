@@ -55,12 +55,17 @@ def _accepts(port):
 
 class Broker:
     """mosquitto on 127.0.0.1:port.  users: {name: password} (then no
-    anonymous access); tls: (cafile, certfile, keyfile) for a TLS listener;
-    persistence: keep sessions and queued messages across stop/start."""
+    anonymous access); tls: (cafile, certfile, keyfile) for a second
+    listener, TLS, on tls_port (the plain port stays, for the test
+    clients); require_certificate: that listener wants a client
+    certificate signed by cafile; persistence: keep sessions and queued
+    messages across stop/start."""
 
-    def __init__(self, users=None, tls=None, persistence=False):
+    def __init__(self, users=None, tls=None, persistence=False,
+                 require_certificate=False, port=None, extra=()):
         self.dir = tempfile.mkdtemp(prefix="deye-mqtt-")
-        self.port = free_port()
+        self.port = port or free_port()
+        self.tls_port = free_port() if tls else None
         self.logpath = os.path.join(self.dir, "mosquitto.log")
         # Started as root, mosquitto would switch to the user mosquitto,
         # who cannot write in our directory: stay who we are.
@@ -85,8 +90,12 @@ class Broker:
         else:
             conf += ["allow_anonymous true"]
         if tls:
-            conf += ["cafile %s" % tls[0], "certfile %s" % tls[1],
-                     "keyfile %s" % tls[2]]
+            conf += ["listener %d 127.0.0.1" % self.tls_port,
+                     "cafile %s" % tls[0], "certfile %s" % tls[1],
+                     "keyfile %s" % tls[2],
+                     "require_certificate %s" % (
+                         "true" if require_certificate else "false")]
+        conf += list(extra)
         self.conf = os.path.join(self.dir, "mosquitto.conf")
         with open(self.conf, "w") as f:
             f.write("\n".join(conf) + "\n")
@@ -97,12 +106,17 @@ class Broker:
     def url(self):
         return "mqtt://127.0.0.1:%d" % self.port
 
+    @property
+    def tls_url(self):
+        return "mqtts://127.0.0.1:%d" % self.tls_port
+
     def start(self):
         self.proc = subprocess.Popen([MOSQUITTO, "-c", self.conf],
                                      stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
         ok = wait_for(lambda: self.proc.poll() is not None or
-                      _accepts(self.port), 10)
+                      (_accepts(self.port) and (self.tls_port is None or
+                                                _accepts(self.tls_port))), 10)
         if not ok or self.proc.poll() is not None:
             raise AssertionError("mosquitto did not start on port %d:\n%s"
                                  % (self.port, self.log()))

@@ -11,7 +11,9 @@ import unittest
 from broker import Broker, Client, retained
 from harness import wait_for
 from test_journal import JournalTest, heartbeat
+from test_envoy import EnvoyTest
 from test_solarman import FRAMES
+import envoy_peers as ep
 
 DATA = FRAMES["deye-m80g3-data-0x42"]
 SERIAL = "3939932716"
@@ -42,10 +44,17 @@ def patch(frame, **fields):
 
 def render(template, state):
     """The subset of Jinja Home Assistant needs here:
-    {{ value_json['key'] }}."""
+    {{ value_json['key'] }}, and a quotient rounded to 0.1 when the
+    divisor is above 0."""
     m = re.fullmatch(r"\{\{ value_json\['([^']+)'\] \}\}", template)
+    if m:
+        return state[m.group(1)]
+    m = re.fullmatch(r"\{\{ \(value_json\['([^']+)'\] / "
+                     r"value_json\['([^']+)'\]\) \| round\(1\) if "
+                     r"value_json\['\2'\] > 0 else None \}\}", template)
     assert m, template
-    return state[m.group(1)]
+    d = state[m.group(2)]
+    return round(state[m.group(1)] / d, 1) if d > 0 else None
 
 
 class MqttTest(JournalTest):
@@ -251,6 +260,174 @@ class TestFaults(MqttTest):
                              env={"DEYE_MQTT_PASSWORD": "right"})
         ms = sub.wait(lambda ms: len(ms) >= 1, 10)
         self.assertEqual(json.loads(ms[0].payload)["frame.seq"], "f5 01")
+
+
+# Hypfer's dummycloud (dummycloud/src/MqttClient.js), written out here
+# from its source: per-value topic -> (config object after "<sn>_", id
+# after "deye_dummycloud_<sn>_", name, unit, device class, energy?).
+def dummycloud_table(mppt):
+    t = {}
+    for i in range(1, mppt + 1):
+        t["pv/%d/v" % i] = ("pv%d_v" % i, "pv_%d_v" % i, "PV %d Voltage" % i,
+                            "V", "voltage", False)
+        t["pv/%d/i" % i] = ("pv%d_i" % i, "pv_%d_i" % i, "PV %d Current" % i,
+                            "A", "current", False)
+        t["pv/%d/w" % i] = ("pv%d_w" % i, "pv_%d_w" % i, "PV %d Power" % i,
+                            "W", "power", False)
+        t["pv/%d/kWh_today" % i] = ("pv%d_kWh_today" % i,
+                                    "pv_%d_kWh_today" % i,
+                                    "PV %d Energy Today" % i, "kWh",
+                                    "energy", True)
+        t["pv/%d/kWh_total" % i] = ("pv%d_kWh_total" % i,
+                                    "pv_%d_kWh_total" % i,
+                                    "PV %d Energy Total" % i, "kWh",
+                                    "energy", True)
+    t["grid/active_power_w"] = ("grid_active_power_w", "grid_active_power_w",
+                                "Grid Power (Active)", "W", "power", False)
+    t["grid/kWh_today"] = ("grid_kWh_today", "grid_energy_today",
+                           "Grid Energy Today", "kWh", "energy", True)
+    t["grid/kWh_total"] = ("grid_kWh_total", "grid_energy_total",
+                           "Grid Energy Total", "kWh", "energy", True)
+    t["grid/v"] = ("grid_v", "grid_v", "Grid Voltage", "V", "voltage", False)
+    t["grid/hz"] = ("grid_hz", "grid_hz", "Grid Frequency", "Hz",
+                    "frequency", False)
+    t["inverter/radiator_temperature"] = (
+        "inverter_radiator_temperature", "inverter_radiator_temperature",
+        "Radiator Temperature", "\u00b0C", "temperature", False)
+    return t
+
+
+class TestDummycloud(MqttTest):
+    def test_dummycloud_topics_payloads_and_ids_for_the_fixture_frame(self):
+        b = self.broker()
+        sub = self.client(b, ["deye-dummycloud/#"])
+        d = self.mqtt_daemon(b, "mqtt.dummycloud_topics=yes")
+        self.send(d, [DATA])
+        dc = "deye-dummycloud/%s/" % SERIAL
+        table = dummycloud_table(2)
+        ms = sub.wait(lambda ms: {m.topic for m in ms} >=
+                      {dc + k for k in table} | {dc + "inverter/efficiency"},
+                      10)
+        got = {m.topic[len(dc):]: m for m in ms}
+        # Plain numbers as JavaScript writes them; the energy ones retained.
+        want = {"pv/1/v": "27.1", "pv/1/i": "0", "pv/1/w": "0",
+                "pv/1/kWh_today": "0.4", "pv/1/kWh_total": "80.7",
+                "pv/2/v": "27.8", "pv/2/i": "0", "pv/2/w": "0",
+                "pv/2/kWh_today": "0.4", "pv/2/kWh_total": "88.1",
+                "grid/active_power_w": "4", "grid/kWh_today": "0.9",
+                "grid/kWh_total": "177.5", "grid/v": "232", "grid/hz": "50.1",
+                "inverter/radiator_temperature": "27.7",
+                # No DC power: dummycloud says null.
+                "inverter/efficiency": "null"}
+        self.assertEqual({k: m.payload for k, m in got.items()}, want)
+        # A live message has no retain flag; what the broker kept has.
+        kept = retained(b.port, "deye-dummycloud/#")
+        self.assertEqual({t[len(dc):] for t in kept},
+                         {k for k in want if "kWh" in k})
+        # Discovery: one retained config per value, dummycloud's ids.
+        prefix = "homeassistant/sensor/deye_dummycloud_%s/" % SERIAL
+        wait_for(lambda: len([t for t in retained(b.port, "homeassistant/#")
+                              if t.startswith(prefix)]) >= len(table) + 1, 10)
+        configs = {t[len(prefix):]: json.loads(p) for t, p in
+                   retained(b.port, "homeassistant/#").items()
+                   if t.startswith(prefix)}
+        self.assertEqual(set(configs), {"%s_%s/config" % (SERIAL, v[0])
+                                        for v in table.values()} |
+                         {SERIAL + "_inverter_efficiency/config"})
+        device = {"manufacturer": "Deye", "model": "Microinverter",
+                  "name": "Deye Microinverter " + SERIAL,
+                  "configuration_url": "http://127.0.0.1/index_cn.html",
+                  "identifiers": ["deye_dummycloud_" + SERIAL]}
+        for topic, (obj, uid, name, unit, dclass, energy) in table.items():
+            c = configs["%s_%s/config" % (SERIAL, obj)]
+            with self.subTest(topic=topic):
+                want = {"state_topic": dc + topic, "name": name,
+                        "unit_of_measurement": unit, "device_class": dclass,
+                        "state_class": "total_increasing" if energy
+                        else "measurement",
+                        "object_id": "deye_dummycloud_%s_%s" % (SERIAL, uid),
+                        "unique_id": "deye_dummycloud_%s_%s" % (SERIAL, uid),
+                        "device": device}
+                if not energy:
+                    want["expire_after"] = 360
+                if topic.startswith("pv/"):
+                    want["enabled_by_default"] = int(topic[3]) < 3
+                self.assertEqual(c, want)
+        self.assertEqual(configs[SERIAL + "_inverter_efficiency/config"], {
+            "state_topic": dc + "inverter/efficiency",
+            "name": "Inverter Efficiency", "unit_of_measurement": "%",
+            "entity_category": "diagnostic", "icon": "mdi:cog-transfer",
+            "state_class": "measurement",
+            "object_id": "deye_dummycloud_%s_inverter_efficiency" % SERIAL,
+            "unique_id": "deye_dummycloud_%s_inverter_efficiency" % SERIAL,
+            "expire_after": 360, "value_template": "{{ value_json }}",
+            "device": device})
+        # deye-mitm's own topics and entities are there too.
+        self.assertEqual(len(self.configs(b)), 17)
+
+    def test_dummycloud_efficiency_and_no_zero_total(self):
+        b = self.broker()
+        sub = self.client(b, ["deye-dummycloud/#"])
+        d = self.mqtt_daemon(b, "mqtt.dummycloud_topics=yes")
+        # 3 inputs with power, a grid total of 0 (not published, as there).
+        self.send(d, [patch(DATA, mppt=3, kwh_total=0)])
+        dc = "deye-dummycloud/%s/" % SERIAL
+        sub.wait(lambda ms: any(m.topic == dc + "inverter/efficiency"
+                                for m in ms), 10)
+        sub.sync()
+        self.assertIsNone(sub.last(dc + "grid/kWh_total"))
+        # pv3: 30.3 V x 1.2 A = 36.4 W; AC 4 W: 4 / 36.4.
+        self.assertEqual(sub.last(dc + "pv/3/w"), "36.4")
+        self.assertEqual(sub.last(dc + "inverter/efficiency"),
+                         "%.2f" % (4 / 36.4 * 100))
+
+
+class TestEnvoyDiscovery(EnvoyTest):
+    def test_a_microinverter_gets_its_entities_from_its_readings(self):
+        b = Broker()
+        self.addCleanup(b.close)
+        enphase, d = self.start(None, "mqtt.url=" + b.url)
+        c = self.client(d)
+        c.send(ep.fixture("SYNTHETIC_request_performance_report.http.bin"))
+        c.finish()
+        enphase.wait(1)
+        inv, envoy = "999999100001", "999999000001"
+        prefix = "homeassistant/sensor/deye_mitm_envoy_%s/" % inv
+        state_topic = "%s/envoy/%s/%s/envoy_reading" % (P, envoy, inv)
+
+        def configs():
+            return {t[len(prefix):]: json.loads(p) for t, p in
+                    retained(b.port, "homeassistant/#").items()
+                    if t.startswith(prefix)}
+        self.assertTrue(wait_for(lambda: len(configs()) >= 6, 10))
+        cf = configs()
+        state = json.loads(retained(b.port, state_topic)[state_topic])
+        want = {"ac_v": ("V", "voltage", 250.102),
+                "ac_hz": ("Hz", "frequency", 59.979),
+                "dc_v": ("V", "voltage", 27.782),
+                "dc_i": ("A", "current", 7.462),
+                "temperature": ("\u00b0C", "temperature", 49),
+                "power": ("W", "power", 228.2)}  # 67535 Ws in 296 s
+        self.assertEqual(set(cf), {o + "/config" for o in want})
+        for obj, (unit, dclass, value) in want.items():
+            c = cf[obj + "/config"]
+            with self.subTest(obj=obj):
+                uid = "deye_mitm_envoy_%s_%s" % (inv, obj)
+                self.assertEqual(c["unique_id"], uid)
+                self.assertEqual(c["object_id"], uid)
+                self.assertEqual(c["state_topic"], state_topic)
+                self.assertEqual(c["unit_of_measurement"], unit)
+                self.assertEqual(c["device_class"], dclass)
+                self.assertEqual(c["state_class"], "measurement")
+                self.assertEqual(c["expire_after"], 600)
+                self.assertEqual(c["availability"], [{"topic": P + "/status"}])
+                self.assertEqual(c["origin"]["name"], "deye-mitm")
+                self.assertEqual(c["device"], {
+                    "identifiers": ["deye_mitm_envoy_" + inv],
+                    "manufacturer": "Enphase", "model": "microinverter",
+                    "name": "Enphase microinverter " + inv,
+                    "serial_number": inv})
+                self.assertEqual(render(c["value_template"], state), value)
 
 
 if __name__ == "__main__":

@@ -490,6 +490,177 @@ START_TEST(test_envoy)
 }
 END_TEST
 
+/* A Solis real-time event (sensor type 0x0507; the keys the Solis decoder
+ * writes, made by hand here): its own entity list, yesterday's energy
+ * with no state class, apparent power in VA, a Solis device. */
+START_TEST(test_solis_entities)
+{
+	struct mqtt_topics *t = topics(true);
+	struct mqtt_out out = {0};
+	json_t *ev = json_pack("{s:s,s:s,s:i,s:I,s:s,s:s,s:f,s:f,s:f,s:f,"
+	    "s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:s}",
+	    "type", "data", "listener", "solis", "conn.id", 4,
+	    "logger.serial", (json_int_t)4040681666LL, "data.schema", "0x07",
+	    "inv.serial.ascii", "060E31208070023", "inv.degc", 36.6,
+	    "pv.v.1", 138.2, "pv.i.1", 3.1, "pv.w.1", 428.4, "grid.i", 1.8,
+	    "grid.v", 231.0, "grid.hz", 49.98, "grid.kWh_today", 6.6,
+	    "grid.kWh_total", 2100.0, "grid.kWh_yesterday", 5.0,
+	    "grid.apparent_power_va", 419.0, "meta.current_time",
+	    "21-03-12 14:45:37");
+	char *text = json_dumps(ev, JSON_COMPACT);
+	static const char *const objects[] = {"grid_v", "grid_i", "grid_hz",
+	    "grid_energy_today", "grid_energy_total", "grid_energy_yesterday",
+	    "grid_apparent_power", "inverter_temperature", "pv1_v", "pv1_i",
+	    "pv1_power"};
+	const char *pre = "ha/sensor/deye_mitm_4040681666/";
+	json_t *c, *dev;
+
+	ck_assert_int_eq(mqtt_topics_event(t, ev, text, strlen(text), NOW,
+	    &out), 0);
+	ck_assert_uint_eq(count_prefix(&out, pre), 11);
+	for (size_t i = 0; i < sizeof objects / sizeof objects[0]; i++) {
+		char topic[128];
+
+		snprintf(topic, sizeof topic, "%s%s/config", pre, objects[i]);
+		ck_assert_msg(find(&out, topic) != NULL, "no %s", topic);
+	}
+	c = parse(payload_of(&out, "ha/sensor/deye_mitm_4040681666/"
+	    "grid_energy_yesterday/config"));
+	ck_assert_str_eq(json_string_value(json_object_get(c, "device_class")),
+	    "energy");
+	ck_assert_str_eq(json_string_value(json_object_get(c,
+	    "unit_of_measurement")), "kWh");
+	ck_assert_ptr_null(json_object_get(c, "state_class"));
+	ck_assert_str_eq(json_string_value(json_object_get(c,
+	    "value_template")), "{{ value_json['grid.kWh_yesterday'] }}");
+	dev = json_object_get(c, "device");
+	ck_assert_str_eq(json_string_value(json_object_get(dev,
+	    "manufacturer")), "Solis");
+	ck_assert_str_eq(json_string_value(json_object_get(dev, "name")),
+	    "Solis 060E31208070023");
+	ck_assert_str_eq(json_string_value(json_object_get(dev, "model")),
+	    "inverter");
+	ck_assert_str_eq(json_string_value(json_object_get(dev,
+	    "serial_number")), "060E31208070023");
+	json_decref(c);
+	c = parse(payload_of(&out, "ha/sensor/deye_mitm_4040681666/"
+	    "grid_apparent_power/config"));
+	ck_assert_str_eq(json_string_value(json_object_get(c, "device_class")),
+	    "apparent_power");
+	ck_assert_str_eq(json_string_value(json_object_get(c,
+	    "unit_of_measurement")), "VA");
+	ck_assert_str_eq(json_string_value(json_object_get(c, "state_class")),
+	    "measurement");
+	json_decref(c);
+	c = parse(payload_of(&out, "ha/sensor/deye_mitm_4040681666/"
+	    "grid_energy_total/config"));
+	ck_assert_str_eq(json_string_value(json_object_get(c, "state_class")),
+	    "total_increasing");
+	json_decref(c);
+	ck_assert_str_eq(out.v[out.n - 1].topic, "dm/4040681666/data");
+	free(text);
+	json_decref(ev);
+	mqtt_out_free(&out);
+	mqtt_topics_free(t);
+}
+END_TEST
+
+/* Three phases: L2 and L3 get entities of their own. */
+START_TEST(test_three_phases)
+{
+	struct mqtt_topics *t = topics(true);
+	struct mqtt_out out = {0};
+	json_t *ev = json_pack("{s:s,s:I,s:f,s:f,s:f,s:f,s:f,s:f}", "type",
+	    "data", "logger.serial", (json_int_t)17, "grid.v", 230.1,
+	    "grid.i", 1.0, "grid.v.2", 230.2, "grid.i.2", 1.1, "grid.v.3",
+	    230.3, "grid.i.3", 1.2);
+	char *text = json_dumps(ev, JSON_COMPACT);
+	json_t *c;
+
+	ck_assert_int_eq(mqtt_topics_event(t, ev, text, strlen(text), NOW,
+	    &out), 0);
+	ck_assert_uint_eq(count_prefix(&out, "ha/sensor/deye_mitm_17/"), 6);
+	c = parse(payload_of(&out, "ha/sensor/deye_mitm_17/grid_v3/config"));
+	ck_assert_str_eq(json_string_value(json_object_get(c,
+	    "value_template")), "{{ value_json['grid.v.3'] }}");
+	ck_assert_str_eq(json_string_value(json_object_get(c, "name")),
+	    "Grid voltage L3");
+	json_decref(c);
+	ck_assert_ptr_nonnull(find(&out, "ha/sensor/deye_mitm_17/grid_i2/config"));
+	free(text);
+	json_decref(ev);
+	mqtt_out_free(&out);
+	mqtt_topics_free(t);
+}
+END_TEST
+
+/* An Envoy reading: one device per microinverter, its entities once (and
+ * again on a reconnect), the power from energy over duration. */
+START_TEST(test_envoy_discovery)
+{
+	struct mqtt_topics *t = topics(true);
+	struct mqtt_out out = {0};
+	json_t *ev = json_pack("{s:s,s:s,s:s,s:s,s:i,s:i,s:f,s:f,s:f,s:f,"
+	    "s:i,s:i}", "type", "envoy_reading", "listener", "envoy",
+	    "envoy.serial", "999999000001", "inverter.serial", "999999100001",
+	    "inverter.channel", 1, "reading.duration_s", 296, "reading.ac_v",
+	    250.102, "reading.ac_hz", 59.979, "reading.dc_v", 27.782,
+	    "reading.dc_a", 7.462, "reading.degc", 49, "reading.energy_ws",
+	    67535);
+	char *text = json_dumps(ev, JSON_COMPACT);
+	const char *pre = "ha/sensor/deye_mitm_envoy_999999100001/";
+	json_t *c, *dev;
+
+	ck_assert_int_eq(mqtt_topics_event(t, ev, text, strlen(text), NOW,
+	    &out), 0);
+	ck_assert_uint_eq(count_prefix(&out, pre), 6);
+	c = parse(payload_of(&out, "ha/sensor/deye_mitm_envoy_999999100001/"
+	    "dc_i/config"));
+	ck_assert_str_eq(json_string_value(json_object_get(c, "state_topic")),
+	    "dm/envoy/999999000001/999999100001/envoy_reading");
+	ck_assert_str_eq(json_string_value(json_object_get(c, "unique_id")),
+	    "deye_mitm_envoy_999999100001_dc_i");
+	dev = json_object_get(c, "device");
+	ck_assert_str_eq(json_string_value(json_array_get(json_object_get(dev,
+	    "identifiers"), 0)), "deye_mitm_envoy_999999100001");
+	ck_assert_str_eq(json_string_value(json_object_get(dev,
+	    "manufacturer")), "Enphase");
+	json_decref(c);
+	/* The same again: no new configs; after a reconnect, all again. */
+	mqtt_out_clear(&out);
+	ck_assert_int_eq(mqtt_topics_event(t, ev, text, strlen(text), NOW,
+	    &out), 0);
+	ck_assert_uint_eq(count_prefix(&out, pre), 0);
+	mqtt_out_clear(&out);
+	ck_assert_int_eq(mqtt_topics_connected(t, &out), 0);
+	ck_assert_uint_eq(count_prefix(&out, pre), 6);
+	free(text);
+	json_decref(ev);
+	mqtt_out_free(&out);
+	mqtt_topics_free(t);
+}
+END_TEST
+
+/* A backlog delivered late: the logger was last heard of when the event
+ * was received, not when it is published, so it expires at once. */
+START_TEST(test_backlog_uses_received_time)
+{
+	struct mqtt_topics *t = topics(true);
+	struct frame f = golden("deye-data");
+	struct mqtt_out out = {0};
+
+	feed(t, &f, NOW + 700000, &out); /* received at NOW */
+	ck_assert_str_eq(out.v[0].payload, "online");
+	ck_assert_int_eq(mqtt_topics_next_expiry(t), NOW + 600000);
+	mqtt_out_clear(&out);
+	ck_assert_int_eq(mqtt_topics_expire(t, NOW + 700000, &out), 0);
+	ck_assert_uint_eq(out.n, 1);
+	ck_assert_str_eq(out.v[0].payload, "offline");
+	mqtt_out_free(&out);
+	mqtt_topics_free(t);
+}
+END_TEST
+
 Suite *
 mqtt_suite(void)
 {
@@ -504,6 +675,10 @@ mqtt_suite(void)
 	tcase_add_test(tc, test_availability);
 	tcase_add_test(tc, test_no_discovery);
 	tcase_add_test(tc, test_envoy);
+	tcase_add_test(tc, test_solis_entities);
+	tcase_add_test(tc, test_three_phases);
+	tcase_add_test(tc, test_envoy_discovery);
+	tcase_add_test(tc, test_backlog_uses_received_time);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -626,9 +626,11 @@ static struct {
 } idle_seen = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static void
-stub_idle(void *state)
+stub_idle(void *state, struct sink_runner *run, struct sink_result *r)
 {
 	(void)state;
+	(void)run;
+	(void)r;
 	pthread_mutex_lock(&idle_seen.lock);
 	if (idle_seen.calls++ == 0) {
 		pthread_mutex_lock(&stub.lock);
