@@ -51,8 +51,7 @@ struct sm_dir {
 struct sm {
 	const struct listener_conf *lc;
 	struct sm_counts *counts; /* the listener's */
-	uint32_t serial;        /* the logger last heard, and when (s) */
-	int64_t heard_s;        /* up pump only */
+	int64_t heard_s;        /* the logger last heard (s): up pump only */
 	uint64_t conn_id;
 	char peer[ADDR_STR_MAX];
 	atomic_int first_dir;   /* -1 until a direction saw its first byte */
@@ -116,17 +115,20 @@ put_frame(struct sm *t, const uint8_t *frame, size_t len,
 	outbox_put_bytes(PROTO_SOLARMAN, frame, len, m);
 }
 
-/* A valid frame from the logger: when it was last heard. */
+/*
+ * A valid frame from the logger: when it was last heard.  At most once a
+ * second per connection, whatever its serial: a connection is one
+ * logger's, and a stream of frames (a logger's backlog, a flood) must not
+ * pay a string and the table's lock for each.
+ */
 static void
 heard(struct sm *t, const uint8_t *frame, size_t len, int64_t ms)
 {
 	struct solarman_frame f;
 	char s[16];
 
-	if (solarman_frame_parse(frame, len, &f) != 0 ||
-	    (f.serial == t->serial && ms / 1000 == t->heard_s))
+	if (ms / 1000 == t->heard_s || solarman_frame_parse(frame, len, &f) != 0)
 		return;
-	t->serial = f.serial;
 	t->heard_s = ms / 1000;
 	snprintf(s, sizeof s, "%" PRIu32, f.serial);
 	loggers_heard(s, ms);
@@ -234,7 +236,6 @@ sm_open(const struct proto_conn *pc)
 	t->answer = false;
 	t->lc = pc->lc;
 	t->counts = pc->counts;
-	t->serial = 0;
 	t->heard_s = -1;
 	t->conn_id = pc->conn_id;
 	snprintf(t->peer, sizeof t->peer, "%s", pc->peer);
