@@ -896,6 +896,12 @@ roll(void)
 	close(wfd);
 	wfd = -1;
 	pthread_mutex_lock(&lock);
+	/* What this segment holds, as journal_publish() would say: a roll
+	 * for EFBIG comes between two publishes, and a reader moves to the
+	 * next segment once it has read the listed size of this one. */
+	stats.bytes += wsize - segs[nsegs - 1].size;
+	segs[nsegs - 1].size = wsize;
+	segs[nsegs - 1].recs = wrecs;
 	ns = realloc(segs, (nsegs + 1) * sizeof *segs);
 	if (ns != NULL) {
 		segs = ns;

@@ -12,9 +12,11 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <stdbool.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -301,6 +303,49 @@ START_TEST(test_cursor_resume)
 }
 END_TEST
 
+/*
+ * A segment that can grow no more (EFBIG: RLIMIT_FSIZE here, a file system's
+ * limit on a real disk) rolls at once, between two publishes: the records
+ * written to it since the last publish must still reach every reader.
+ */
+START_TEST(test_efbig_roll_keeps_the_unpublished)
+{
+	struct journal_reader *r;
+	struct rlimit rl;
+	struct stat sb;
+	char path[128], json[64];
+
+	new_dir();
+	open_journal(false);
+	r = journal_reader_open("a");
+	ck_assert_ptr_nonnull(r);
+	append_range(0, 3);                 /* published */
+	for (int i = 3; i < 6; i++) {       /* written, not yet published */
+		int n = snprintf(json, sizeof json, "{\"n\":%d}", i);
+
+		ck_assert_int_eq(journal_append(1000 + i, json, (size_t)n), 0);
+	}
+	seg_file(1, path, sizeof path);
+	ck_assert_int_eq(stat(path, &sb), 0);
+	/* The next record does not fit in segment 1 any more. */
+	signal(SIGXFSZ, SIG_IGN);
+	ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &rl), 0);
+	rl.rlim_cur = (rlim_t)sb.st_size + 8;
+	ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
+	ck_assert_int_eq(journal_append(1006, "{\"n\":6}", 7), 0);
+	rl.rlim_cur = rl.rlim_max;
+	ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
+	seg_file(2, path, sizeof path);
+	ck_assert_int_eq(stat(path, &sb), 0); /* it rolled */
+	journal_publish();
+	for (int i = 0; i < 7; i++)
+		ck_assert_int_eq(next_n(r, NULL), i);
+	ck_assert_int_eq(next_n(r, NULL), -1);
+	journal_close();
+	remove_dir();
+}
+END_TEST
+
 /* A failed delivery rewinds to the last commit, however far it read; a
  * commit behind the cursor moves nothing. */
 START_TEST(test_commit_and_rewind)
@@ -498,6 +543,7 @@ journal_suite(void)
 	suite_add_tcase(s, tc);
 	tc = tcase_create("cursor");
 	tcase_add_test(tc, test_cursor_resume);
+	tcase_add_test(tc, test_efbig_roll_keeps_the_unpublished);
 	tcase_add_test(tc, test_commit_and_rewind);
 	tcase_add_test(tc, test_torn_then_append);
 	suite_add_tcase(s, tc);
