@@ -370,7 +370,10 @@ connect_broker(struct mqtt *q, struct sink_runner *run, char *why,
 		if (q->lost || rc != MOSQ_ERR_SUCCESS) {
 			if (q->lost)
 				rc = q->lost_rc;
-			if (rc == MOSQ_ERR_TLS)
+			/* A refused handshake is MOSQ_ERR_TLS, or, when the
+			 * broker's alert is read first, a protocol error or a
+			 * lost connection: OpenSSL's line tells. */
+			if (rc == MOSQ_ERR_TLS || (q->tls && q->liberr[0] != '\0'))
 				tls_why(q, why, whylen);
 			else
 				snprintf(why, whylen, "cannot connect to %s: %s; "
