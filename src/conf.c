@@ -37,6 +37,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
+
 #include "log.h"
 
 static const char *const level_names[] = {"error", "warn", "info", "debug", NULL};
@@ -300,6 +302,60 @@ conf_url_redact(const char *url)
 	memcpy(r + off, "***", 3);
 	memcpy(r + off + 3, url + off + len, n - off - len + 1);
 	return r;
+}
+
+int
+conf_url_check(const char *s, const char *const *schemes, const char *example,
+    char *path, size_t pathlen, char *err, size_t errlen)
+{
+	CURLU *u = NULL;
+	char *scheme = NULL, *host = NULL, *p = NULL, *shown, list[64] = "";
+	int rc = -1;
+	bool known = false;
+
+	/* Never echo a password, even in an error. */
+	if ((shown = conf_url_redact(s)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (conf_has_control(s)) {
+		snprintf(err, errlen, "the URL contains a control character");
+		goto out;
+	}
+	if ((u = curl_url()) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	if (curl_url_set(u, CURLUPART_URL, s, CURLU_NON_SUPPORT_SCHEME) !=
+	    CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+	    host[0] == '\0') {
+		snprintf(err, errlen, "'%s': not a URL (%s)", shown, example);
+		goto out;
+	}
+	for (size_t i = 0; schemes[i] != NULL; i++) {
+		size_t n = strlen(list);
+
+		known |= strcmp(scheme, schemes[i]) == 0;
+		snprintf(list + n, sizeof list - n, "%s%s", i == 0 ? "" : " or ",
+		    schemes[i]);
+	}
+	if (!known) {
+		snprintf(err, errlen, "'%s': the scheme must be %s", shown, list);
+		goto out;
+	}
+	if (curl_url_get(u, CURLUPART_PATH, &p, 0) != CURLUE_OK)
+		p = NULL;
+	snprintf(path, pathlen, "%s", p != NULL && strcmp(p, "/") != 0 ? p : "");
+	rc = 0;
+out:
+	free(shown);
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(p);
+	curl_url_cleanup(u);
+	return rc;
 }
 
 /*

@@ -150,6 +150,13 @@ bool conf_has_secret(const struct conf *c);
 /* Overwrite the secret of an -o KEY=VALUE argument in place (argv), by
  * the key's name, so that even a refused one is wiped. */
 void conf_wipe_option(const struct conf *c, char *kv);
+/*
+ * For a CONF_URL key's check: a URL (curl's parser) with a host and one of
+ * schemes (NULL-terminated); its path, "" for none or "/", into path.  0,
+ * or -1 with err showing the URL with its password as *** and example.
+ */
+int conf_url_check(const char *s, const char *const *schemes,
+    const char *example, char *path, size_t pathlen, char *err, size_t errlen);
 /* url with the password of its userinfo as ***; NULL if out of memory. */
 char *conf_url_redact(const char *url);
 void conf_print(const struct conf *c, FILE *f);

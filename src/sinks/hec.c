@@ -330,48 +330,19 @@ deliver(void *state, struct sink_runner *run, const struct journal_rec *recs,
 static int
 check_url(const char *s, char *err, size_t errlen)
 {
-	CURLU *u = NULL;
-	char *scheme = NULL, *host = NULL, *path = NULL, *shown;
-	int rc = -1;
+	static const char *const schemes[] = {"https", "http", NULL};
+	char path[4096], *shown;
 
-	/* Never echo a password, even in an error. */
-	if ((shown = conf_url_redact(s)) == NULL) {
-		snprintf(err, errlen, "out of memory");
+	if (conf_url_check(s, schemes, "https://host:8088", path, sizeof path,
+	    err, errlen) != 0)
 		return -1;
-	}
-	if (conf_has_control(s)) {
-		snprintf(err, errlen, "the URL contains a control character");
-		goto out;
-	}
-	if ((u = curl_url()) == NULL) {
-		snprintf(err, errlen, "out of memory");
-		goto out;
-	}
-	if (curl_url_set(u, CURLUPART_URL, s, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
-		snprintf(err, errlen, "'%s': not a URL (https://host:8088)", shown);
-		goto out;
-	}
-	if (strcmp(scheme, "https") != 0 && strcmp(scheme, "http") != 0) {
-		snprintf(err, errlen, "'%s': the scheme must be https or http", shown);
-		goto out;
-	}
-	if (curl_url_get(u, CURLUPART_PATH, &path, 0) == CURLUE_OK &&
-	    strcmp(path, "/") != 0 &&
-	    strncmp(path, "/services/collector", 19) != 0) {
-		snprintf(err, errlen,
-		    "'%s': the path must be empty or /services/collector...", shown);
-		goto out;
-	}
-	rc = 0;
-out:
+	if (path[0] == '\0' || strncmp(path, "/services/collector", 19) == 0)
+		return 0;
+	shown = conf_url_redact(s);
+	snprintf(err, errlen, "'%s': the path must be empty or "
+	    "/services/collector...", shown != NULL ? shown : "");
 	free(shown);
-	curl_free(scheme);
-	curl_free(host);
-	curl_free(path);
-	curl_url_cleanup(u);
-	return rc;
+	return -1;
 }
 
 static int
