@@ -44,8 +44,8 @@ struct conn {
 	char end[96];             /* who closed first and why, set once */
 	pthread_cond_t pump_ended; /* under end_lock */
 	bool pump_done[2];
+	int pumps_running;        /* under end_lock: the controller waits */
 
-	pthread_t controller;
 	struct conn *next;        /* in relay.c's live or done list */
 };
 

@@ -220,6 +220,16 @@ pump_finish(struct conn *c, enum dir dir)
 	pthread_mutex_unlock(&c->end_lock);
 }
 
+/* The pump's last touch of c: the controller may free it once we unlock. */
+static void
+pump_exit(struct conn *c)
+{
+	pthread_mutex_lock(&c->end_lock);
+	c->pumps_running--;
+	pthread_cond_broadcast(&c->pump_ended);
+	pthread_mutex_unlock(&c->end_lock);
+}
+
 void *
 pump_run(void *arg)
 {
@@ -233,6 +243,7 @@ pump_run(void *arg)
 		conn_out_of_resources(c, "no memory for a pump buffer", errno);
 		conn_abort(c);
 		pump_finish(c, p->dir);
+		pump_exit(c);
 		return NULL;
 	}
 	for (;;) {
@@ -277,5 +288,6 @@ pump_run(void *arg)
 	pump_finish(c, p->dir);
 	if (eof)
 		await_other_half(c, p->dir);
+	pump_exit(c);
 	return NULL;
 }

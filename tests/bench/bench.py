@@ -246,7 +246,7 @@ MSG_SIZE = 100
 # HAProxy in tcp mode, one process with a thread per CPU (its default), the
 # relay's timeouts; no log, no stats.
 HAPROXY_CFG = """global
-    maxconn 20000
+    maxconn 4000
 defaults
     mode tcp
     timeout connect 5s
@@ -254,7 +254,7 @@ defaults
     timeout server 10m
 frontend relay
     bind %(addr)s:%(port)d
-    maxconn 20000
+    maxconn 4000
     default_backend up
 backend up
     server up %(addr)s:%(up)d
