@@ -34,13 +34,16 @@ class TestThreadPool(RelayTest):
         base = tids(pid)
         # Sequential churn: every connection finds the threads the one
         # before it parked.  Without reuse each would bring three new ones.
+        # (A thread parks just after its connection's "closed" line: the
+        # next may come a moment too early and start one more.)
         seen = set()
         for i in range(40):
             s = d.connect()
             self.echo(s, b"seq %d" % i)
             seen |= tids(pid) - base
             s.close()
-        self.assertLessEqual(len(seen), 12, "threads seen: %d" % len(seen))
+            d.wait_log(r"closed conn=%d " % (i + 2))
+        self.assertLessEqual(len(seen), 30, "threads seen: %d" % len(seen))
         # Bursts of live connections: each has its own controller and two
         # pumps, reused threads or not, and all echo at once.
         for burst in range(3):
@@ -64,6 +67,25 @@ class TestThreadPool(RelayTest):
         s = d.connect()
         self.echo(s, b"after")
         s.close()
+
+
+class TestResolver(RelayTest):
+    def test_a_name_upstream_is_looked_up_off_the_controllers(self):
+        # "localhost" goes to the resolver thread; connections asking at
+        # once share a queued lookup.  (A numeric upstream is parsed in
+        # place: every other test.)
+        up = self.server(echo_handler)
+        d = self.daemon("max_connections_per_peer=100",
+                        upstream="localhost:%d" % up.port)
+        socks = [d.connect() for _ in range(20)]
+        for i, s in enumerate(socks):
+            s.sendall(b"name %d" % i)
+        for i, s in enumerate(socks):
+            msg = b"name %d" % i
+            self.assertEqual(recv_all(s, len(msg)), msg)
+            s.close()
+        d.wait_count("closed conn=", 20)
+        self.assertNotIn("connect-failed", d.log())
 
 
 if __name__ == "__main__":
