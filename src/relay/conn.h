@@ -21,6 +21,10 @@
 
 enum dir { DIR_UP, DIR_DOWN }; /* up: logger to cloud */
 
+/* Each pump's first buffer: a logger's frames are under 300 bytes.  A
+ * pump whose read fills it takes a big one (pump.c) for bulk traffic. */
+#define PUMP_SMALL 1024
+
 struct tap;
 
 struct conn {
@@ -45,6 +49,7 @@ struct conn {
 	pthread_cond_t pump_ended; /* under end_lock */
 	bool pump_done[2];
 	int pumps_running;        /* under end_lock: the controller waits */
+	uint8_t small[2][PUMP_SMALL]; /* each pump's own */
 
 	struct conn *next;        /* in relay.c's live or done list */
 };

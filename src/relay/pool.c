@@ -23,6 +23,8 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "clock.h"
 
@@ -45,6 +47,7 @@ static struct worker *head, *tail; /* parked: head the warmest */
 static long nthreads, nparked;  /* under lock */
 static long nquitting;          /* told to end, not yet at their end */
 static bool stopping;           /* under lock */
+static _Thread_local uintptr_t stack_lo; /* this pool thread's, or 0 */
 
 void
 pool_init(size_t stack)
@@ -74,7 +77,15 @@ static void *
 worker_main(void *arg)
 {
 	struct worker *w = arg;
+	pthread_attr_t self;
+	void *lo;
+	size_t size;
 
+	if (pthread_getattr_np(pthread_self(), &self) == 0) {
+		if (pthread_attr_getstack(&self, &lo, &size) == 0)
+			stack_lo = (uintptr_t)lo;
+		pthread_attr_destroy(&self);
+	}
 	pthread_mutex_lock(&lock);
 	for (;;) {
 		void *(*fn)(void *) = w->fn;
@@ -172,6 +183,17 @@ pool_trim(void)
 		clock_cond_wait(&gone, &lock, 100);
 	pthread_mutex_unlock(&lock);
 	return n;
+}
+
+void
+pool_shed_stack(void)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+	uintptr_t hi = (sp - 512) & ~(uintptr_t)(page - 1);
+
+	if (stack_lo != 0 && hi > stack_lo)
+		(void)madvise((void *)stack_lo, hi - stack_lo, MADV_DONTNEED);
 }
 
 void

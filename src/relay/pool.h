@@ -21,6 +21,12 @@ int pool_run(void *(*fn)(void *), void *arg);
 /* End the threads parked for longer than a second (the accept threads
  * call this on their ticks); how many. */
 long pool_trim(void);
+/*
+ * Give back the pages of this pool thread's stack below the caller's
+ * frame: a thread about to wait long (a controller, while its pumps run)
+ * keeps only what its waiting touches resident.
+ */
+void pool_shed_stack(void);
 /* Threads alive (busy or parked) and parked, for the tests' counts. */
 void pool_counts(long *threads, long *parked);
 /* No more jobs: end the parked threads and wait until every thread has

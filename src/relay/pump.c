@@ -16,7 +16,10 @@
  * deadline shuts both sockets down, which wakes the other pump in recv()
  * or send(); so does the daemon's shutdown.
  *
- * The buffer is mapped, not malloc()ed: thousands of 64 KiB buffers freed
+ * A pump reads into a small buffer of its connection's first (a logger's
+ * frames are a few hundred bytes: an idle logger holds no more), and
+ * takes a 64 KiB one once a read fills the small one: bulk traffic.
+ * That buffer is mapped, not malloc()ed: thousands of 64 KiB buffers freed
  * in a different order than they were taken leave the heap in pieces that
  * the allocator keeps (RSS ratcheted by 150 MB over a dozen bursts); a
  * mapping goes back to the system when the pump ends.  The last few are
@@ -236,24 +239,25 @@ pump_run(void *arg)
 	struct pump *p = arg;
 	struct conn *c = p->c;
 	int from = c->fd[p->dir], to = c->fd[!p->dir];
-	uint8_t *buf = buf_get();
+	uint8_t *buf = c->small[p->dir], *big = NULL;
+	size_t size = PUMP_SMALL;
 	bool eof = false;
 
-	if (buf == NULL) {
-		conn_out_of_resources(c, "no memory for a pump buffer", errno);
-		conn_abort(c);
-		pump_finish(c, p->dir);
-		pump_exit(c);
-		return NULL;
-	}
 	for (;;) {
-		ssize_t n = recv(from, buf, PUMP_BUF, 0);
+		ssize_t n = recv(from, buf, size, 0);
 
 		if (n > 0) {
 			atomic_store(&c->last_io_ms, clock_now_ms());
 			if (!forward(c, p->dir, to, buf, (size_t)n)) {
 				conn_abort(c);
 				break;
+			}
+			/* The small buffer filled: bulk traffic, take a big one
+			 * (without, go on with the small one). */
+			if (big == NULL && (size_t)n == size &&
+			    (big = buf_get()) != NULL) {
+				buf = big;
+				size = PUMP_BUF;
 			}
 			continue;
 		}
@@ -284,7 +288,8 @@ pump_run(void *arg)
 		conn_abort(c);
 		break;
 	}
-	buf_put(buf);
+	if (big != NULL)
+		buf_put(big);
 	pump_finish(c, p->dir);
 	if (eof)
 		await_other_half(c, p->dir);

@@ -56,7 +56,7 @@
 #else
 #define STACK_SCALE 1
 #endif
-#define THREAD_STACK (256 * 1024 * STACK_SCALE) /* getaddrinfo */
+#define THREAD_STACK (64 * 1024 * STACK_SCALE)
 
 /* A burst is over when at least this many ended and no more are left. */
 #define TRIM_AFTER 64
@@ -263,7 +263,9 @@ run_pumps(struct conn *c)
 		conn_out_of_resources(c, "cannot start a pump thread", r);
 		conn_abort(c);
 	}
-	/* Until both pumps let go of c (and of p, on this stack). */
+	/* Until both pumps let go of c (and of p, on this stack); the
+	 * stack that connecting and opening the tap took is not needed. */
+	pool_shed_stack();
 	pthread_mutex_lock(&c->end_lock);
 	while (c->pumps_running > 0)
 		pthread_cond_wait(&c->pump_ended, &c->end_lock);
