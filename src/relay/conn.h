@@ -49,6 +49,7 @@ struct conn {
 	pthread_cond_t pump_ended; /* under end_lock */
 	bool pump_done[2];
 	int pumps_running;        /* under end_lock: the controller waits */
+	pthread_cond_t pumps_gone; /* under end_lock: pumps_running is 0 */
 	uint8_t small[2][PUMP_SMALL]; /* each pump's own */
 
 	struct conn *next;        /* in relay.c's live or done list */

@@ -53,6 +53,9 @@ net_listen(const struct sockaddr *sa, socklen_t len,
 		return -1;
 	}
 	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	/* The sender already chose its segment sizes: no delay.  Inherited
+	 * by the accepted sockets, one call less for each. */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	/* [::] also takes IPv4 peers, whatever the system default says. */
 	if (sa->sa_family == AF_INET6)
 		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
@@ -265,13 +268,15 @@ static int
 connect_one(const struct addrinfo *ai, int64_t timeout_ms,
     const atomic_bool *stop, enum net_fault *fault, char *err, size_t errlen)
 {
-	int fd, soerr = 0, flags;
+	int fd, soerr = 0, one = 1;
 	socklen_t sl = sizeof soerr;
 	int64_t deadline = clock_now_ms() + timeout_ms;
 	char a[ADDR_STR_MAX];
 
 	addr_format(ai->ai_addr, a, sizeof a);
 	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd >= 0) /* the sender already chose its segment sizes */
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	if (fd < 0) {
 		if (errno_local(errno))
 			*fault = NET_FAULT_LOCAL;
@@ -315,8 +320,8 @@ connect_one(const struct addrinfo *ai, int64_t timeout_ms,
 			goto fail;
 		}
 	}
-	flags = fcntl(fd, F_GETFL);
-	if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0) {
+	/* Made O_RDWR | O_NONBLOCK above: no need to ask. */
+	if (fcntl(fd, F_SETFL, O_RDWR) != 0) {
 		*fault = NET_FAULT_LOCAL;
 		snprintf(err, errlen, "fcntl: %s", strerror(errno));
 		goto fail;
@@ -378,7 +383,6 @@ int
 net_tune(int fd, int64_t timeout_ms)
 {
 	struct timeval tv;
-	int one = 1;
 
 	if (timeout_ms < 1)
 		timeout_ms = 1; /* 0 would mean no timeout at all */
@@ -388,7 +392,5 @@ net_tune(int fd, int64_t timeout_ms)
 	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0 ||
 	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) != 0)
 		return -1;
-	/* The sender already chose its segment sizes; do not delay them. */
-	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	return 0;
 }

@@ -192,44 +192,35 @@ down_gone(struct conn *c, const char *why)
 	return true;
 }
 
-/* After our side's EOF: give the other direction until it has been silent
- * for fin_timeout. */
+/*
+ * The pump's end, in one hold of end_lock: say so to the other pump; after
+ * our side's EOF, give the other direction until it has been silent for
+ * fin_timeout; then let go of c, which the controller may free once we
+ * unlock.
+ */
 static void
-await_other_half(struct conn *c, enum dir dir)
-{
-	pthread_mutex_lock(&c->end_lock);
-	while (!c->pump_done[!dir]) {
-		int64_t last = atomic_load(&c->last_io_ms);
-		int64_t eof = atomic_load(&c->eof_ms);
-		int64_t left = (last > eof ? last : eof) + c->lc->fin_timeout_ms -
-		    clock_now_ms();
-		if (left <= 0) {
-			pthread_mutex_unlock(&c->end_lock);
-			conn_end(c, "relay", "fin-timeout");
-			conn_abort(c);
-			return;
-		}
-		clock_cond_wait(&c->pump_ended, &c->end_lock, left);
-	}
-	pthread_mutex_unlock(&c->end_lock);
-}
-
-static void
-pump_finish(struct conn *c, enum dir dir)
+pump_end(struct conn *c, enum dir dir, bool eof)
 {
 	pthread_mutex_lock(&c->end_lock);
 	c->pump_done[dir] = true;
 	pthread_cond_broadcast(&c->pump_ended);
-	pthread_mutex_unlock(&c->end_lock);
-}
+	while (eof && !c->pump_done[!dir]) {
+		int64_t last = atomic_load(&c->last_io_ms);
+		int64_t first = atomic_load(&c->eof_ms);
+		int64_t left = (last > first ? last : first) +
+		    c->lc->fin_timeout_ms - clock_now_ms();
 
-/* The pump's last touch of c: the controller may free it once we unlock. */
-static void
-pump_exit(struct conn *c)
-{
-	pthread_mutex_lock(&c->end_lock);
-	c->pumps_running--;
-	pthread_cond_broadcast(&c->pump_ended);
+		if (left <= 0) {
+			pthread_mutex_unlock(&c->end_lock);
+			conn_end(c, "relay", "fin-timeout");
+			conn_abort(c);
+			pthread_mutex_lock(&c->end_lock);
+			break;
+		}
+		clock_cond_wait(&c->pump_ended, &c->end_lock, left);
+	}
+	if (--c->pumps_running == 0)
+		pthread_cond_signal(&c->pumps_gone);
 	pthread_mutex_unlock(&c->end_lock);
 }
 
@@ -290,9 +281,6 @@ pump_run(void *arg)
 	}
 	if (big != NULL)
 		buf_put(big);
-	pump_finish(c, p->dir);
-	if (eof)
-		await_other_half(c, p->dir);
-	pump_exit(c);
+	pump_end(c, p->dir, eof);
 	return NULL;
 }

@@ -57,6 +57,7 @@
 #define STACK_SCALE 1
 #endif
 #define THREAD_STACK (64 * 1024 * STACK_SCALE)
+#define SHED_AFTER_MS 1000 /* a controller waiting longer sheds its stack */
 
 /* A burst is over when at least this many ended and no more are left. */
 #define TRIM_AFTER 64
@@ -234,7 +235,7 @@ static void
 run_pumps(struct conn *c)
 {
 	struct pump p[2] = {{c, DIR_UP}, {c, DIR_DOWN}};
-	int started = 0, r = 0;
+	int started = 0, r = 0, npumps = c->fd[DIR_DOWN] >= 0 ? 2 : 1;
 
 	for (int d = 0; d < 2; d++) {
 		if (c->fd[d] >= 0 && net_tune(c->fd[d], c->lc->idle_timeout_ms) != 0) {
@@ -247,28 +248,35 @@ run_pumps(struct conn *c)
 	c->tap = tap_open(c->lc, c->counts, c->id, c->peer, c->start_wall);
 	if (c->fd[DIR_DOWN] < 0)
 		atomic_store(&c->local, true);
-	/* Without an upstream only the logger's side is read. */
-	for (; started < (c->fd[DIR_DOWN] >= 0 ? 2 : 1); started++) {
-		pthread_mutex_lock(&c->end_lock);
-		c->pumps_running++;
-		pthread_mutex_unlock(&c->end_lock);
-		if ((r = pool_run(pump_run, &p[started])) != 0) {
-			pthread_mutex_lock(&c->end_lock);
-			c->pumps_running--;
-			pthread_mutex_unlock(&c->end_lock);
+	/* Without an upstream only the logger's side is read.  Counted
+	 * before the first starts: no pump has c yet. */
+	c->pumps_running = npumps;
+	for (; started < npumps; started++) {
+		if ((r = pool_run(pump_run, &p[started])) != 0)
 			break;
-		}
 	}
 	if (r != 0) {
+		pthread_mutex_lock(&c->end_lock);
+		c->pumps_running -= npumps - started;
+		pthread_mutex_unlock(&c->end_lock);
 		conn_out_of_resources(c, "cannot start a pump thread", r);
 		conn_abort(c);
 	}
-	/* Until both pumps let go of c (and of p, on this stack); the
-	 * stack that connecting and opening the tap took is not needed. */
-	pool_shed_stack();
+	/*
+	 * Until both pumps let go of c (and of p, on this stack).  When that
+	 * takes a while (a logger's connection, not a short one), the stack
+	 * that connecting and opening the tap took is given back first.
+	 */
 	pthread_mutex_lock(&c->end_lock);
+	if (c->pumps_running > 0)
+		clock_cond_wait(&c->pumps_gone, &c->end_lock, SHED_AFTER_MS);
+	if (c->pumps_running > 0) {
+		pthread_mutex_unlock(&c->end_lock);
+		pool_shed_stack();
+		pthread_mutex_lock(&c->end_lock);
+	}
 	while (c->pumps_running > 0)
-		pthread_cond_wait(&c->pump_ended, &c->end_lock);
+		pthread_cond_wait(&c->pumps_gone, &c->end_lock);
 	pthread_mutex_unlock(&c->end_lock);
 }
 
@@ -386,6 +394,7 @@ relay_start(const struct listener_conf *lc, int fd, const struct sockaddr *peer,
 	addr_format(peer, c->peer, sizeof c->peer);
 	pthread_mutex_init(&c->end_lock, NULL);
 	clock_cond_init(&c->pump_ended);
+	clock_cond_init(&c->pumps_gone);
 
 	/* Checked and registered in one go: every master calls this. */
 	pthread_mutex_lock(&lock);
@@ -414,6 +423,7 @@ relay_start(const struct listener_conf *lc, int fd, const struct sockaddr *peer,
 		return res;
 	pthread_mutex_destroy(&c->end_lock);
 	pthread_cond_destroy(&c->pump_ended);
+	pthread_cond_destroy(&c->pumps_gone);
 	free(c);
 	close(fd);
 	errno = e;
@@ -451,6 +461,7 @@ relay_reap(void)
 
 		pthread_mutex_destroy(&list->end_lock);
 		pthread_cond_destroy(&list->pump_ended);
+		pthread_cond_destroy(&list->pumps_gone);
 		free(list);
 		list = next;
 	}
