@@ -68,6 +68,7 @@ static struct conn *live, *done;
 static long nlive, max_live = 1, max_peer = 1;
 static long ended_since_trim; /* under lock */
 static int64_t last_trim_ms;   /* under lock */
+static atomic_int_least64_t last_pool_trim_ms;
 static atomic_bool stopping;
 static atomic_uint_fast64_t next_id = 1;
 static struct ratelimit rl_resources = RATELIMIT_INITIALIZER;
@@ -465,12 +466,17 @@ relay_reap(void)
 		free(list);
 		list = next;
 	}
-	if ((n = pool_trim()) > 0) {
-		long threads, parked;
+	/* Not on every accept: its lock is the one finished threads park
+	 * under. */
+	if (now - atomic_load(&last_pool_trim_ms) >= 250) {
+		atomic_store(&last_pool_trim_ms, now);
+		if ((n = pool_trim()) > 0) {
+			long threads, parked;
 
-		pool_counts(&threads, &parked);
-		log_debug("%ld idle relay thread(s) ended, %ld left (%ld parked)",
-		    n, threads, parked);
+			pool_counts(&threads, &parked);
+			log_debug("%ld idle relay thread(s) ended, %ld left "
+			    "(%ld parked)", n, threads, parked);
+		}
 	}
 	if (trim)
 		(void)malloc_trim(0);
