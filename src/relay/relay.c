@@ -57,7 +57,7 @@
 #define STACK_SCALE 1
 #endif
 #define THREAD_STACK (64 * 1024 * STACK_SCALE)
-#define SHED_AFTER_MS 1000 /* a controller waiting longer sheds its stack */
+#define SHED_AFTER_MS 100 /* a controller waiting longer sheds its stack */
 
 /* A burst is over when at least this many ended and no more are left. */
 #define TRIM_AFTER 64
