@@ -21,6 +21,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -32,11 +33,11 @@
 #define IDLE_MS 1000
 
 struct worker {
-	void *(*fn)(void *);    /* the job; NULL while parked */
+	void *(*fn)(void *);    /* the job, set before wake is posted */
 	void *arg;
-	bool quit;              /* trimmed or stopped while parked */
+	bool quit;              /* trimmed or stopped while parked: the same */
 	int64_t parked_ms;
-	pthread_cond_t wake;    /* under lock */
+	sem_t wake;             /* posted once per job, or to quit */
 	struct worker *prev, *next; /* in the parked list, last parked first */
 };
 
@@ -86,15 +87,9 @@ worker_main(void *arg)
 			stack_lo = (uintptr_t)lo;
 		pthread_attr_destroy(&self);
 	}
-	pthread_mutex_lock(&lock);
 	for (;;) {
-		void *(*fn)(void *) = w->fn;
-		void *a = w->arg;
-
-		pthread_mutex_unlock(&lock);
-		fn(a);
+		w->fn(w->arg);
 		pthread_mutex_lock(&lock);
-		w->fn = NULL;
 		if (stopping || nparked >= SPARE_MAX)
 			break;
 		w->prev = NULL;
@@ -106,9 +101,12 @@ worker_main(void *arg)
 		head = w;
 		nparked++;
 		w->parked_ms = clock_now_ms();
-		while (w->fn == NULL && !w->quit)
-			pthread_cond_wait(&w->wake, &lock);
-		if (w->fn == NULL) {
+		pthread_mutex_unlock(&lock);
+		/* No lock to take on waking: the waker does not wait for us. */
+		while (sem_wait(&w->wake) != 0)
+			continue; /* EINTR */
+		if (w->quit) {
+			pthread_mutex_lock(&lock);
 			nquitting--; /* unlinked by whoever set quit */
 			break;
 		}
@@ -116,7 +114,7 @@ worker_main(void *arg)
 	nthreads--;
 	pthread_cond_broadcast(&gone);
 	pthread_mutex_unlock(&lock);
-	pthread_cond_destroy(&w->wake);
+	sem_destroy(&w->wake);
 	free(w);
 	return NULL;
 }
@@ -133,8 +131,9 @@ pool_run(void *(*fn)(void *), void *arg)
 		unlink_worker(w);
 		w->fn = fn;
 		w->arg = arg;
-		pthread_cond_signal(&w->wake);
 		pthread_mutex_unlock(&lock);
+		/* Unlinked: nobody else can post or quit it meanwhile. */
+		sem_post(&w->wake);
 		return 0;
 	}
 	nthreads++;
@@ -146,10 +145,10 @@ pool_run(void *(*fn)(void *), void *arg)
 	}
 	w->fn = fn;
 	w->arg = arg;
-	pthread_cond_init(&w->wake, NULL);
+	sem_init(&w->wake, 0, 0);
 	if ((r = pthread_create(&t, &attr, worker_main, w)) == 0)
 		return 0;
-	pthread_cond_destroy(&w->wake);
+	sem_destroy(&w->wake);
 	free(w);
 fail:
 	pthread_mutex_lock(&lock);
@@ -166,7 +165,7 @@ quit(struct worker *w)
 	unlink_worker(w);
 	nquitting++;
 	w->quit = true;
-	pthread_cond_signal(&w->wake);
+	sem_post(&w->wake);
 }
 
 long
