@@ -2,10 +2,12 @@
  * conn.h - one relayed connection, shared by its controller (relay.c) and
  * its two pumps (pump.c).  Not for other modules.
  *
- * Ownership: the controller creates and frees it.  Each pump writes only its
- * own direction's counters; fields read across threads are atomics or are
- * behind end_lock; the fds are closed by the controller after both pumps are
- * joined, and by nobody else.
+ * Ownership: relay.c creates it, its controller hands it to the done list
+ * once both pumps let go of it (pumps_running, under end_lock), and
+ * relay_reap() frees it.  Each pump writes only its own direction's
+ * counters; fields read across threads are atomics or are behind end_lock;
+ * the fds are closed by the controller after both pumps let go, and by
+ * nobody else.
  */
 #ifndef DEYE_CONN_H
 #define DEYE_CONN_H

@@ -86,8 +86,9 @@ enum relay_start relay_start(const struct listener_conf *lc, int fd,
  * is due, or -1 when none waits.
  */
 int64_t relay_reap(void);
-/* Close every connection and join their threads; gives up after
- * timeout_ms.  Returns how many did not end in time. */
+/* Close every connection and wait for their threads, and for the parked
+ * ones to end; gives up after timeout_ms.  Returns how many connections did
+ * not end in time. */
 unsigned relay_shutdown(int64_t timeout_ms);
 
 #endif
