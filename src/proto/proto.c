@@ -43,4 +43,5 @@ proto_register_builders(void)
 	for (size_t i = 0; i < NPROTOS; i++)
 		if (protos[i]->build != NULL)
 			outbox_register((unsigned)i, protos[i]->build);
+	outbox_register(PROTO_BUILDER_CONNECTION, tap_connection_build);
 }

@@ -81,5 +81,9 @@ int proto_count(void);
  * number (before outbox_start: the ring outlives the process, so the
  * numbers of conf.c's enum proto must never change). */
 void proto_register_builders(void);
+/* The "connection" event's builder (tap.c), registered with them under
+ * this number, past every protocol's. */
+#define PROTO_BUILDER_CONNECTION (OUTBOX_BUILDERS - 1)
+outbox_build_fn tap_connection_build;
 
 #endif

@@ -6,7 +6,7 @@
  *
  * Each direction has its own decoder state, touched only by that
  * direction's pump, so there is no lock.  The cross-direction flags are
- * atomics: "this connection is not V5", decided by the first bytes of the
+ * atomics: "this connection is TLS", decided by the first bytes of the
  * connection whichever direction they come from.  Replies are made while
  * the up pump feeds the decoder a chunk it will not pass to an upstream,
  * and sent by that same pump.  A chunk is fed before it is sent, so when
@@ -249,14 +249,22 @@ sm_open(const struct proto_conn *pc)
 	return t;
 }
 
-/* Whether the connection's very first bytes are V5; decided once. */
+/*
+ * Whether the connection is still worth decoding: not when its very first
+ * bytes, whichever direction they come from, start a TLS record (16 03),
+ * decided once.  Anything else goes to the resynchronising stream decoder,
+ * which skips leading garbage (counted as skipped bytes) and finds the
+ * frames after it; when answering, only those frames get replies.
+ */
 static bool
 still_decodable(struct sm *t, int dir, const uint8_t *buf, size_t n)
 {
 	int none = -1;
 
+	if (atomic_load_explicit(&t->first_dir, memory_order_relaxed) != -1)
+		return !atomic_load(&t->undecodable);
 	if (atomic_compare_exchange_strong(&t->first_dir, &none, dir) &&
-	    buf[0] != SOLARMAN_START) {
+	    buf[0] == 0x16 && (n < 2 || buf[1] == 0x03)) {
 		struct event_meta m;
 
 		atomic_store(&t->undecodable, true);
@@ -265,10 +273,8 @@ still_decodable(struct sm *t, int dir, const uint8_t *buf, size_t n)
 		event_id_new(&m);
 		outbox_put(solarman_undecodable_event(buf,
 		    n < UNDECODABLE_HEAD ? n : UNDECODABLE_HEAD, &m), m.received_ms);
-		log_warnx("conn %" PRIu64 " [%s]: not Solarman V5 (%s), %s",
-		    t->conn_id, t->lc->name,
-		    n >= 2 && buf[0] == 0x16 && buf[1] == 0x03 ? "TLS" :
-		    "unknown start", dir == 0 && t->answer ?
+		log_warnx("conn %" PRIu64 " [%s]: not Solarman V5 (TLS), %s",
+		    t->conn_id, t->lc->name, dir == 0 && t->answer ?
 		    "cannot answer it: closing" : "relayed without decoding");
 	}
 	return !atomic_load(&t->undecodable);

@@ -14,12 +14,20 @@
 
 #include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "clock.h"
 #include "event.h"
 #include "pipeline/outbox.h"
 #include "proto/capture.h"
 #include "proto/proto.h"
+
+/* A connection's summary as handed to the outbox: these, then the
+ * upstream and the end, each with its NUL. */
+struct packed_summary {
+	double secs;
+	uint64_t bytes[2];
+};
 
 struct tap_counts {
 	const struct proto_ops *ops;
@@ -135,16 +143,44 @@ tap_ended(const struct tap_summary *s)
 {
 	struct event_meta m = {.listener = s->listener, .conn_id = s->conn_id,
 	    .peer = s->peer, .direction = 0, .received_ms = clock_wall_ms()};
+	uint8_t b[sizeof(struct packed_summary) + 2 * 128];
+	struct packed_summary ps = {s->secs, {s->bytes[0], s->bytes[1]}};
+	size_t nu = strnlen(s->upstream, 127), ne = strnlen(s->end, 127);
+
+	/* Packed; its JSON is the writer's work, off the controller. */
+	memcpy(b, &ps, sizeof ps);
+	memcpy(b + sizeof ps, s->upstream, nu);
+	b[sizeof ps + nu] = '\0';
+	memcpy(b + sizeof ps + nu + 1, s->end, ne);
+	b[sizeof ps + nu + 1 + ne] = '\0';
+	outbox_put_bytes(PROTO_BUILDER_CONNECTION, b, sizeof ps + nu + ne + 2,
+	    &m);
+}
+
+json_t *
+tap_connection_build(const uint8_t *body, size_t len,
+    const struct event_meta *m, int64_t *time_ms)
+{
+	struct packed_summary ps;
+	const char *up, *end;
 	json_t *ev;
 
-	event_id_new(&m);
-	if ((ev = event_new("connection", &m)) == NULL)
-		return;
-	json_object_set_new(ev, "conn.upstream", json_string(s->upstream));
-	json_object_set_new(ev, "conn.duration_s", json_real(s->secs));
-	json_object_set_new(ev, "conn.bytes_up", json_integer((json_int_t)s->bytes[0]));
+	/* Two strings, each with its NUL, after the numbers. */
+	if (len < sizeof ps + 2 || body[len - 1] != '\0' ||
+	    memchr(body + sizeof ps, '\0', len - sizeof ps - 1) == NULL)
+		return NULL;
+	memcpy(&ps, body, sizeof ps);
+	up = (const char *)body + sizeof ps;
+	end = up + strlen(up) + 1;
+	*time_ms = m->received_ms;
+	if ((ev = event_new("connection", m)) == NULL)
+		return NULL;
+	json_object_set_new(ev, "conn.upstream", json_string(up));
+	json_object_set_new(ev, "conn.duration_s", json_real(ps.secs));
+	json_object_set_new(ev, "conn.bytes_up",
+	    json_integer((json_int_t)ps.bytes[0]));
 	json_object_set_new(ev, "conn.bytes_down",
-	    json_integer((json_int_t)s->bytes[1]));
-	json_object_set_new(ev, "conn.end", json_string(s->end));
-	outbox_put(ev, m.received_ms);
+	    json_integer((json_int_t)ps.bytes[1]));
+	json_object_set_new(ev, "conn.end", json_string(end));
+	return ev;
 }

@@ -2,7 +2,8 @@
  * accept.c - listeners and their master threads.
  *
  * Each master polls its listening socket (waking at least once a second to
- * join the controllers of ended connections), accepts, and refuses at once
+ * free ended connections and end the relay threads parked too long),
+ * accepts, and refuses at once
  * a peer outside the allow list, a connection beyond max_connections or
  * beyond max_connections_per_peer from its address, and one this host has
  * no thread or memory for.  Refusals are logged at most once a second per

@@ -2,10 +2,12 @@
  * conn.h - one relayed connection, shared by its controller (relay.c) and
  * its two pumps (pump.c).  Not for other modules.
  *
- * Ownership: the controller creates and frees it.  Each pump writes only its
- * own direction's counters; fields read across threads are atomics or are
- * behind end_lock; the fds are closed by the controller after both pumps are
- * joined, and by nobody else.
+ * Ownership: relay.c creates it, its controller hands it to the done list
+ * once both pumps let go of it (pumps_running, under end_lock), and
+ * relay_reap() frees it.  Each pump writes only its own direction's
+ * counters; fields read across threads are atomics or are behind end_lock;
+ * the fds are closed by the controller after both pumps let go, and by
+ * nobody else.
  */
 #ifndef DEYE_CONN_H
 #define DEYE_CONN_H
@@ -20,6 +22,10 @@
 #include "relay/relay.h"
 
 enum dir { DIR_UP, DIR_DOWN }; /* up: logger to cloud */
+
+/* Each pump's first buffer: a logger's frames are under 300 bytes.  A
+ * pump whose read fills it takes a big one (pump.c) for bulk traffic. */
+#define PUMP_SMALL 1024
 
 struct tap;
 
@@ -44,8 +50,10 @@ struct conn {
 	char end[96];             /* who closed first and why, set once */
 	pthread_cond_t pump_ended; /* under end_lock */
 	bool pump_done[2];
+	int pumps_running;        /* under end_lock: the controller waits */
+	pthread_cond_t pumps_gone; /* under end_lock: pumps_running is 0 */
+	uint8_t small[2][PUMP_SMALL]; /* each pump's own */
 
-	pthread_t controller;
 	struct conn *next;        /* in relay.c's live or done list */
 };
 

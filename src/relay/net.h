@@ -38,7 +38,8 @@ int net_connect(const char *host, uint16_t port, int64_t timeout_ms,
     struct sockaddr_storage *peer, enum net_fault *fault, char *err,
     size_t errlen);
 
-/* SO_RCVTIMEO and SO_SNDTIMEO (at least 1 ms), TCP_NODELAY. */
+/* SO_RCVTIMEO and SO_SNDTIMEO (at least 1 ms).  TCP_NODELAY is set by
+ * net_listen() (the accepted sockets inherit it) and net_connect(). */
 int net_tune(int fd, int64_t timeout_ms);
 
 #endif

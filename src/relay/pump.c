@@ -16,7 +16,10 @@
  * deadline shuts both sockets down, which wakes the other pump in recv()
  * or send(); so does the daemon's shutdown.
  *
- * The buffer is mapped, not malloc()ed: thousands of 64 KiB buffers freed
+ * A pump reads into a small buffer of its connection's first (a logger's
+ * frames are a few hundred bytes: an idle logger holds no more), and
+ * takes a 64 KiB one once a read fills the small one: bulk traffic.
+ * That buffer is mapped, not malloc()ed: thousands of 64 KiB buffers freed
  * in a different order than they were taken leave the heap in pieces that
  * the allocator keeps (RSS ratcheted by 150 MB over a dozen bursts); a
  * mapping goes back to the system when the pump ends.  The last few are
@@ -189,34 +192,35 @@ down_gone(struct conn *c, const char *why)
 	return true;
 }
 
-/* After our side's EOF: give the other direction until it has been silent
- * for fin_timeout. */
+/*
+ * The pump's end, in one hold of end_lock: say so to the other pump; after
+ * our side's EOF, give the other direction until it has been silent for
+ * fin_timeout; then let go of c, which the controller may free once we
+ * unlock.
+ */
 static void
-await_other_half(struct conn *c, enum dir dir)
-{
-	pthread_mutex_lock(&c->end_lock);
-	while (!c->pump_done[!dir]) {
-		int64_t last = atomic_load(&c->last_io_ms);
-		int64_t eof = atomic_load(&c->eof_ms);
-		int64_t left = (last > eof ? last : eof) + c->lc->fin_timeout_ms -
-		    clock_now_ms();
-		if (left <= 0) {
-			pthread_mutex_unlock(&c->end_lock);
-			conn_end(c, "relay", "fin-timeout");
-			conn_abort(c);
-			return;
-		}
-		clock_cond_wait(&c->pump_ended, &c->end_lock, left);
-	}
-	pthread_mutex_unlock(&c->end_lock);
-}
-
-static void
-pump_finish(struct conn *c, enum dir dir)
+pump_end(struct conn *c, enum dir dir, bool eof)
 {
 	pthread_mutex_lock(&c->end_lock);
 	c->pump_done[dir] = true;
 	pthread_cond_broadcast(&c->pump_ended);
+	while (eof && !c->pump_done[!dir]) {
+		int64_t last = atomic_load(&c->last_io_ms);
+		int64_t first = atomic_load(&c->eof_ms);
+		int64_t left = (last > first ? last : first) +
+		    c->lc->fin_timeout_ms - clock_now_ms();
+
+		if (left <= 0) {
+			pthread_mutex_unlock(&c->end_lock);
+			conn_end(c, "relay", "fin-timeout");
+			conn_abort(c);
+			pthread_mutex_lock(&c->end_lock);
+			break;
+		}
+		clock_cond_wait(&c->pump_ended, &c->end_lock, left);
+	}
+	if (--c->pumps_running == 0)
+		pthread_cond_signal(&c->pumps_gone);
 	pthread_mutex_unlock(&c->end_lock);
 }
 
@@ -226,23 +230,25 @@ pump_run(void *arg)
 	struct pump *p = arg;
 	struct conn *c = p->c;
 	int from = c->fd[p->dir], to = c->fd[!p->dir];
-	uint8_t *buf = buf_get();
+	uint8_t *buf = c->small[p->dir], *big = NULL;
+	size_t size = PUMP_SMALL;
 	bool eof = false;
 
-	if (buf == NULL) {
-		conn_out_of_resources(c, "no memory for a pump buffer", errno);
-		conn_abort(c);
-		pump_finish(c, p->dir);
-		return NULL;
-	}
 	for (;;) {
-		ssize_t n = recv(from, buf, PUMP_BUF, 0);
+		ssize_t n = recv(from, buf, size, 0);
 
 		if (n > 0) {
 			atomic_store(&c->last_io_ms, clock_now_ms());
 			if (!forward(c, p->dir, to, buf, (size_t)n)) {
 				conn_abort(c);
 				break;
+			}
+			/* The small buffer filled: bulk traffic, take a big one
+			 * (without, go on with the small one). */
+			if (big == NULL && (size_t)n == size &&
+			    (big = buf_get()) != NULL) {
+				buf = big;
+				size = PUMP_BUF;
 			}
 			continue;
 		}
@@ -273,9 +279,8 @@ pump_run(void *arg)
 		conn_abort(c);
 		break;
 	}
-	buf_put(buf);
-	pump_finish(c, p->dir);
-	if (eof)
-		await_other_half(c, p->dir);
+	if (big != NULL)
+		buf_put(big);
+	pump_end(c, p->dir, eof);
 	return NULL;
 }

@@ -4,9 +4,11 @@
  * relay_start() registers the connection and starts its controller thread.
  * The controller resolves and connects upstream (a fresh lookup for every
  * connection, refusing our own listening addresses), starts one pump per
- * direction with a small stack, joins both, closes both sockets, logs one
- * line saying how the connection went, and moves itself to the done list,
- * where relay_reap() (run by the accept threads) joins it.
+ * direction, waits until both let go of the connection, closes both
+ * sockets, logs one line saying how the connection went, and moves itself
+ * to the done list, where relay_reap() (run by the accept threads) frees
+ * it.  The threads come from pool.c: parked between connections, never
+ * shared by two live ones.
  *
  * The registry lock guards the lists and each connection's upstream fd
  * assignment, so relay_shutdown() can shut every live socket down without
@@ -47,14 +49,15 @@
 #include "proto/tap.h"
 #include "relay/conn.h"
 #include "relay/net.h"
+#include "relay/pool.h"
 
 #ifdef DEYE_SANITIZE
 #define STACK_SCALE 8 /* sanitizers need far bigger frames */
 #else
 #define STACK_SCALE 1
 #endif
-#define PUMP_STACK (64 * 1024 * STACK_SCALE)
-#define CONTROLLER_STACK (256 * 1024 * STACK_SCALE) /* getaddrinfo */
+#define THREAD_STACK (64 * 1024 * STACK_SCALE)
+#define SHED_AFTER_MS 100 /* a controller waiting longer sheds its stack */
 
 /* A burst is over when at least this many ended and no more are left. */
 #define TRIM_AFTER 64
@@ -65,6 +68,7 @@ static struct conn *live, *done;
 static long nlive, max_live = 1, max_peer = 1;
 static long ended_since_trim; /* under lock */
 static int64_t last_trim_ms;   /* under lock */
+static atomic_int_least64_t last_pool_trim_ms;
 static atomic_bool stopping;
 static atomic_uint_fast64_t next_id = 1;
 static struct ratelimit rl_resources = RATELIMIT_INITIALIZER;
@@ -80,6 +84,7 @@ relay_init(long max_connections, long max_per_peer,
 	max_peer = max_per_peer;
 	listener_is_self = is_self;
 	clock_cond_init(&ended);
+	pool_init(THREAD_STACK);
 }
 
 void
@@ -185,21 +190,6 @@ conn_abort(struct conn *c)
 			(void)shutdown(c->fd[d], SHUT_RDWR);
 }
 
-static int
-start_thread(pthread_t *t, size_t stack, void *(*fn)(void *), void *arg)
-{
-	pthread_attr_t attr;
-	int r;
-
-	if ((r = pthread_attr_init(&attr)) != 0)
-		return r;
-	r = pthread_attr_setstacksize(&attr, stack);
-	if (r == 0)
-		r = pthread_create(t, &attr, fn, arg);
-	pthread_attr_destroy(&attr);
-	return r;
-}
-
 /* False when this host, not the upstream, was short of something. */
 static bool
 connect_upstream(struct conn *c)
@@ -246,8 +236,7 @@ static void
 run_pumps(struct conn *c)
 {
 	struct pump p[2] = {{c, DIR_UP}, {c, DIR_DOWN}};
-	pthread_t t[2];
-	int started = 0, r = 0;
+	int started = 0, r = 0, npumps = c->fd[DIR_DOWN] >= 0 ? 2 : 1;
 
 	for (int d = 0; d < 2; d++) {
 		if (c->fd[d] >= 0 && net_tune(c->fd[d], c->lc->idle_timeout_ms) != 0) {
@@ -260,18 +249,36 @@ run_pumps(struct conn *c)
 	c->tap = tap_open(c->lc, c->counts, c->id, c->peer, c->start_wall);
 	if (c->fd[DIR_DOWN] < 0)
 		atomic_store(&c->local, true);
-	/* Without an upstream only the logger's side is read. */
-	for (; started < (c->fd[DIR_DOWN] >= 0 ? 2 : 1); started++) {
-		r = start_thread(&t[started], PUMP_STACK, pump_run, &p[started]);
-		if (r != 0)
+	/* Without an upstream only the logger's side is read.  Counted
+	 * before the first starts: no pump has c yet. */
+	c->pumps_running = npumps;
+	for (; started < npumps; started++) {
+		if ((r = pool_run(pump_run, &p[started])) != 0)
 			break;
 	}
 	if (r != 0) {
+		pthread_mutex_lock(&c->end_lock);
+		c->pumps_running -= npumps - started;
+		pthread_mutex_unlock(&c->end_lock);
 		conn_out_of_resources(c, "cannot start a pump thread", r);
 		conn_abort(c);
 	}
-	for (int i = 0; i < started; i++)
-		pthread_join(t[i], NULL);
+	/*
+	 * Until both pumps let go of c (and of p, on this stack).  When that
+	 * takes a while (a logger's connection, not a short one), the stack
+	 * that connecting and opening the tap took is given back first.
+	 */
+	pthread_mutex_lock(&c->end_lock);
+	if (c->pumps_running > 0)
+		clock_cond_wait(&c->pumps_gone, &c->end_lock, SHED_AFTER_MS);
+	if (c->pumps_running > 0) {
+		pthread_mutex_unlock(&c->end_lock);
+		pool_shed_stack();
+		pthread_mutex_lock(&c->end_lock);
+	}
+	while (c->pumps_running > 0)
+		pthread_cond_wait(&c->pumps_gone, &c->end_lock);
+	pthread_mutex_unlock(&c->end_lock);
 }
 
 /* How the connection went, for the tap's "connection" event and the
@@ -388,6 +395,7 @@ relay_start(const struct listener_conf *lc, int fd, const struct sockaddr *peer,
 	addr_format(peer, c->peer, sizeof c->peer);
 	pthread_mutex_init(&c->end_lock, NULL);
 	clock_cond_init(&c->pump_ended);
+	clock_cond_init(&c->pumps_gone);
 
 	/* Checked and registered in one go: every master calls this. */
 	pthread_mutex_lock(&lock);
@@ -403,9 +411,7 @@ relay_start(const struct listener_conf *lc, int fd, const struct sockaddr *peer,
 		/* Before the controller runs, whose first line may follow. */
 		log_debug("open conn=%" PRIu64 " listener=%s peer=%s", c->id,
 		    lc->name, c->peer);
-		e = start_thread(&c->controller, CONTROLLER_STACK, controller_run,
-		    c);
-		if (e != 0) {
+		if ((e = pool_run(controller_run, c)) != 0) {
 			live = c->next;
 			nlive--;
 			res = RELAY_NO_RESOURCES;
@@ -418,6 +424,7 @@ relay_start(const struct listener_conf *lc, int fd, const struct sockaddr *peer,
 		return res;
 	pthread_mutex_destroy(&c->end_lock);
 	pthread_cond_destroy(&c->pump_ended);
+	pthread_cond_destroy(&c->pumps_gone);
 	free(c);
 	close(fd);
 	errno = e;
@@ -431,6 +438,7 @@ relay_reap(void)
 	unsigned skipped;
 	bool trim;
 	int64_t now;
+	long n;
 
 	pthread_mutex_lock(&lock);
 	list = done;
@@ -452,11 +460,23 @@ relay_reap(void)
 	while (list != NULL) {
 		struct conn *next = list->next;
 
-		pthread_join(list->controller, NULL);
 		pthread_mutex_destroy(&list->end_lock);
 		pthread_cond_destroy(&list->pump_ended);
+		pthread_cond_destroy(&list->pumps_gone);
 		free(list);
 		list = next;
+	}
+	/* Not on every accept: its lock is the one finished threads park
+	 * under. */
+	if (now - atomic_load(&last_pool_trim_ms) >= 250) {
+		atomic_store(&last_pool_trim_ms, now);
+		if ((n = pool_trim()) > 0) {
+			long threads, parked;
+
+			pool_counts(&threads, &parked);
+			log_debug("%ld idle relay thread(s) ended, %ld left "
+			    "(%ld parked)", n, threads, parked);
+		}
 	}
 	if (trim)
 		(void)malloc_trim(0);
@@ -488,5 +508,8 @@ relay_shutdown(int64_t timeout_ms)
 	left = (unsigned)nlive;
 	pthread_mutex_unlock(&lock);
 	relay_reap();
+	/* The parked threads, and those of the ended connections. */
+	if (left == 0)
+		(void)pool_stop(deadline - clock_now_ms());
 	return left;
 }

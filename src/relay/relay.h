@@ -80,14 +80,16 @@ enum relay_start relay_start(const struct listener_conf *lc, int fd,
     const struct sockaddr *peer, struct relay_stats *st,
     struct tap_counts *counts);
 /*
- * Join the controllers of ended connections; log the count of resource
+ * Free the ended connections, end the relay threads parked for over a
+ * second (pool.c); log the count of resource
  * failures held back by the rate limit; give memory back to the system
  * once no connection is left.  Returns the milliseconds until such a count
  * is due, or -1 when none waits.
  */
 int64_t relay_reap(void);
-/* Close every connection and join their threads; gives up after
- * timeout_ms.  Returns how many did not end in time. */
+/* Close every connection and wait for their threads, and for the parked
+ * ones to end; gives up after timeout_ms.  Returns how many connections did
+ * not end in time. */
 unsigned relay_shutdown(int64_t timeout_ms);
 
 #endif

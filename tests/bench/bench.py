@@ -1,6 +1,16 @@
 #!/usr/bin/env python3
-"""deye-mitm benchmark (make bench): the relay against socat, the Solarman
-and Envoy decoders, the Envoy tap end to end, and delivery to Splunk HEC.
+"""deye-mitm benchmark (make bench): the relay against socat and HAProxy,
+the Solarman and Envoy decoders, the Envoy tap end to end, and delivery to
+Splunk HEC.
+
+HAProxy (tcp mode, its default thread per CPU, a config generated in the
+log directory: 127.0.0.1 in front of the same upstream) runs beside socat
+in the bulk, rate and memory stages; the table's last ratio column is
+deye-mitm / HAProxy, the median of the per-round ratios.  The targets
+against it: throughput (solarman tap) >= 1.0x, connection rate with the
+tap >= 1.0x, its p99 <= 1.0x, <= 16 KiB RSS per held connection and
+<= 8 MiB idle RSS (deye-mitm in the memory stage: the solarman tap on and
+HEC configured).
 
 Runs deye-mitm and `socat -b 65536 TCP-LISTEN:P,reuseaddr,fork,backlog=1024
 TCP:127.0.0.1:UP` side by side on 127.0.0.1 in front of the same upstream,
@@ -46,9 +56,9 @@ takes the median of each and prints one table of deye-mitm/socat ratios:
             cost per connection.  The relays' CPU time per connection (and
             per GB in bulk) comes from /proc/PID/stat (socat: with its
             children).
-  memory    a fresh relay each round: RSS right after start, then 500
+  memory    a fresh relay each round: RSS right after start, then 1000
             connections held at once (each did one echo, so it is connected
-            upstream, then idles); (held - idle) / 500.  deye-mitm is one
+            upstream, then idles); (held - idle) / 1000.  deye-mitm is one
             process: VmRSS.  socat forks a process per connection: the RSS
             row sums VmRSS over the parent and its children (counts shared
             pages once per process, so it overstates socat); the PSS row
@@ -142,7 +152,7 @@ tests/tools), DEYE_BENCH_DECODER (the bench-decoder program), and
 optionally BENCH_ROUNDS (rate rounds, default 5), BENCH_BULK_ROUNDS (5),
 BENCH_BULK_SECS (1, plus the omitted second), BENCH_RATE_SECS (2),
 BENCH_PIN_ROUNDS (one-CPU rate rounds, 3; 0 skips), BENCH_MEM_ROUNDS (2),
-BENCH_HOLD (500), BENCH_DECODER_REPS (5), BENCH_DECODER_EVENTS (frames to
+BENCH_HOLD (1000), BENCH_DECODER_REPS (5), BENCH_DECODER_EVENTS (frames to
 JSON per repetition, 20000), BENCH_V5_ROUNDS (3), BENCH_V5_SECS (2),
 BENCH_HEC_ROUNDS (2), BENCH_HEC_EVENTS (200000), BENCH_LAT_ROUNDS (10),
 BENCH_LAT_MS (1500, per run), BENCH_LAT_RATE (1000 exchanges/s),
@@ -194,7 +204,7 @@ BULK_SECS = env_int("BENCH_BULK_SECS", 1)
 RATE_SECS = env_int("BENCH_RATE_SECS", 2)
 MEM_ROUNDS = env_int("BENCH_MEM_ROUNDS", 2)
 PIN_ROUNDS = env_int("BENCH_PIN_ROUNDS", 3, lo=0)
-HOLD = env_int("BENCH_HOLD", 500)
+HOLD = env_int("BENCH_HOLD", 1000)
 DEC_REPS = env_int("BENCH_DECODER_REPS", 5)
 DEC_EVENTS = env_int("BENCH_DECODER_EVENTS", 20000)
 V5_ROUNDS = env_int("BENCH_V5_ROUNDS", 3)
@@ -247,6 +257,23 @@ PY_HEC_EVENTS = 4000     # to the Python receiver, at once (< 4096)
 RATE_WARMUP = 100        # exchanges before every rate run, not counted
 IDLE_WATCH_S = 2.0       # how long the held connections are watched idle
 MSG_SIZE = 100
+# HAProxy in tcp mode, one process with a thread per CPU (its default), the
+# relay's timeouts; no log, no stats.
+HAPROXY_CFG = """global
+    maxconn 4000
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 10m
+    timeout server 10m
+frontend relay
+    bind %(addr)s:%(port)d
+    maxconn 4000
+    default_backend up
+backend up
+    server up %(addr)s:%(up)d
+"""
+HA = "haproxy"
 WATCHDOG_S = 600         # the whole run, whatever happens
 
 
@@ -607,6 +634,12 @@ class Relay:
             for o in self.opts:
                 a += ["-o", o]
             return a + ([self.loglevel] if self.loglevel else [])
+        if self.kind == "haproxy":
+            cfg = os.path.join(self.logdir, "haproxy-%d.cfg" % port)
+            with open(cfg, "w") as f:
+                f.write(HAPROXY_CFG % {"addr": LOOPBACK, "port": port,
+                                       "up": self.up})
+            return ["haproxy", "-db", "-f", cfg]
         return ["socat", "-b", "65536",
                 "TCP-LISTEN:%d,bind=%s,reuseaddr,fork,backlog=1024"
                 % (port, LOOPBACK),
@@ -653,7 +686,7 @@ class Relay:
             pr.stop(signal.SIGTERM, timeout=3.0)
 
     def pids(self):
-        if self.kind == "deye-mitm":
+        if self.kind in ("deye-mitm", "haproxy"):
             return [self.proc.pid]
         return [self.proc.pid] + children_of(self.proc.pid)
 
@@ -831,11 +864,23 @@ def rate_stage(relays, tools, log, rounds, cpus=None, tag=""):
     return res
 
 
+def memory_relay(kind, up, logdir):
+    """deye-mitm as a logger's relay runs: the solarman tap on and HEC
+    configured (to a port where nothing listens: only the held
+    connections' "connection" events, at the end, try to go there)."""
+    if kind != "deye-mitm":
+        return Relay(kind, up, logdir)
+    return Relay(kind, up, logdir, protocol="solarman",
+                 opts=["hec.url=http://%s:%d/services/collector"
+                       % (LOOPBACK, free_port()), "hec.token=bench"],
+                 expect_warn=("hec",))
+
+
 def memory_stage(kinds, up, logdir, log):
     res = {k: [] for k in kinds}
     for rnd in range(MEM_ROUNDS):
         for kind in interleave(rnd, kinds):
-            relay = Relay(kind, up, logdir).start()
+            relay = memory_relay(kind, up, logdir).start()
             socks = []
             try:
                 time.sleep(0.3)
@@ -1553,7 +1598,8 @@ def main():
                   file=sys.stderr)
             return 2
     tools = os.environ["DEYE_TOOLS"]
-    missing = [t for t in ("socat", "iperf3") if shutil.which(t) is None]
+    missing = [t for t in ("socat", "iperf3", "haproxy")
+               if shutil.which(t) is None]
     missing += [p for p in (os.environ["DEYE_MITM"],
                             os.environ["DEYE_BENCH_DECODER"],
                             os.path.join(tools, "bench_echo"),
@@ -1601,6 +1647,9 @@ def main():
         print("bench: WARNING: the machine is not idle (%.0f%% CPU busy "
               "before start); absolute numbers will be low and noisy, the "
               "interleaved ratios less so" % (100 * busy))
+    ha = subprocess.run(["haproxy", "-v"], capture_output=True,
+                        text=True).stdout.split()
+    print("HAProxy %s, tcp mode" % (ha[2] if len(ha) > 2 else "?"))
     print("logs in %s" % logdir, flush=True)
 
     ok = False
@@ -1636,6 +1685,7 @@ def main():
             # after its first bytes (one warning, one event each).
             relays = [Relay("deye-mitm", iperf_port, logdir).start(),
                       Relay("socat", iperf_port, logdir).start(),
+                      Relay(HA, iperf_port, logdir).start(),
                       Relay("deye-mitm", iperf_port, logdir, label=TAP,
                             protocol="solarman",
                             expect_warn=("not Solarman V5",)).start()]
@@ -1681,7 +1731,10 @@ def main():
             relays = [Relay("deye-mitm", echo_port, logdir),
                       Relay("socat", echo_port, logdir),
                       Relay("deye-mitm", echo_port, logdir,
-                            label="deye-mitm (info log)", loglevel=None)]
+                            label="deye-mitm (info log)", loglevel=None),
+                      Relay(HA, echo_port, logdir),
+                      Relay("deye-mitm", echo_port, logdir, label=TAP,
+                            protocol="solarman")]
             try:
                 for r in relays:
                     r.start()
@@ -1723,7 +1776,8 @@ def main():
             # ---- 4. memory
             log(" memory: %d idle connections held at once, fresh relay each "
                 "round, %d rounds" % (HOLD, MEM_ROUNDS))
-            mem = memory_stage(["deye-mitm", "socat"], echo_port, logdir, log)
+            mem = memory_stage(["deye-mitm", "socat", HA], echo_port, logdir,
+                               log)
 
         if "metrics" in ONLY:
             log(" metrics: %d scrapes idle and with %d connections held; "
@@ -1856,13 +1910,22 @@ def main():
 
     # ---- the table
     D, S, I = "deye-mitm", "socat", "deye-mitm (info log)"
-    rows = []  # metric, unit, deye, socat, ratio, target, pass (None: info)
+    # metric, unit, deye, socat, ratio, haproxy, ratio to it, target, pass
+    # (None: info)
+    rows = []
 
-    def add(metric, unit, dv, sv, target=None, passed=None):
-        """sv None: a row of deye-mitm alone (no socat, no ratio)."""
+    def add(metric, unit, dv, sv, target=None, passed=None, hv=None,
+            hr=None):
+        """sv None: a row of deye-mitm alone (no socat, no ratio); hv the
+        HAProxy value, hr the median of the per-round ratios to it."""
         ratio = dv / sv if sv else float("nan")
-        rows.append((metric, unit, dv, sv, ratio, target or "(info)",
+        rows.append((metric, unit, dv, sv, ratio, hv,
+                     float("nan") if hr is None else hr, target or "(info)",
                      passed))
+
+    def rr(xs, ys, f=lambda x: x):
+        """The median of the per-round ratios f(x) / f(y)."""
+        return med([f(x) / f(y) for x, y in zip(xs, ys) if f(y)])
 
     if bulk:
         # The solarman tap must not cost the relay its lead over socat: its
@@ -1871,11 +1934,15 @@ def main():
         for dirn, name in (("up", "logger->cloud"),
                            ("down", "cloud->logger, -R")):
             dv, sv = med(bulk[D][dirn]), med(bulk[S][dirn])
+            hv = med(bulk[HA][dirn])
             add("bulk throughput, %s" % name, "Gbit/s", dv, sv,
-                ">= 1.10x socat", dv / sv >= 1.10)
+                ">= 1.10x socat", dv / sv >= 1.10, hv,
+                rr(bulk[D][dirn], bulk[HA][dirn]))
             tv = med(bulk[TAP][dirn])
+            hr = rr(bulk[TAP][dirn], bulk[HA][dirn])
             add("  same, solarman tap", "Gbit/s", tv, sv,
-                ">= 0.95x raw's = %.2fx" % (0.95 * dv / sv), tv >= 0.95 * dv)
+                ">= 0.95x raw's, 1.00x haproxy", tv >= 0.95 * dv and hr >= 1.0,
+                hv, hr)
             add("  relay CPU per GB, %s" % dirn, "s/GB",
                 med(bulk[D][dirn + "_cpu"]), med(bulk[S][dirn + "_cpu"]))
     if v5:
@@ -1889,20 +1956,45 @@ def main():
     if rate:
         dv, sv = (med([d["rate"] for d in rate[D]]),
                   med([d["rate"] for d in rate[S]]))
+        def rate_f(d):
+            return d["rate"]
+
+        def p99_f(d):
+            return d["total"]["p99"]
+        hv = med([d["rate"] for d in rate[HA]])
         add("connection rate (sequential)", "conn/s", dv, sv, ">= 3.00x socat",
-            dv / sv >= 3.0)
+            dv / sv >= 3.0, hv, rr(rate[D], rate[HA], rate_f))
+        hr = rr(rate[TAP], rate[HA], rate_f)
+        add("  same, solarman tap", "conn/s", med([d["rate"] for d in
+                                                    rate[TAP]]), sv,
+            ">= 1.00x haproxy", hr >= 1.0, hv, hr)
         dv, sv = (med([d["total"]["p99"] for d in rate[D]]),
                   med([d["total"]["p99"] for d in rate[S]]))
-        add("p99 connect+echo+close", "us", dv, sv, "<= 1.00x socat", dv <= sv)
+        hv = med([d["total"]["p99"] for d in rate[HA]])
+        add("p99 connect+echo+close", "us", dv, sv, "<= 1.00x socat", dv <= sv,
+            hv, rr(rate[D], rate[HA], p99_f))
+        hr = rr(rate[TAP], rate[HA], p99_f)
+        add("  same, solarman tap", "us", med([d["total"]["p99"] for d in
+                                                rate[TAP]]), sv,
+            "<= 1.00x haproxy", hr <= 1.0, hv, hr)
         add("p50 connect+echo+close", "us",
             med([d["total"]["p50"] for d in rate[D]]),
-            med([d["total"]["p50"] for d in rate[S]]))
+            med([d["total"]["p50"] for d in rate[S]]), hv=med(
+                [d["total"]["p50"] for d in rate[HA]]),
+            hr=rr(rate[D], rate[HA], lambda d: d["total"]["p50"]))
         add("p99 connect+echo (no close)", "us",
             med([d["echo"]["p99"] for d in rate[D]]),
             med([d["echo"]["p99"] for d in rate[S]]))
         add("  relay CPU per connection", "us",
             med([d["cpu_us"] for d in rate[D]]),
-            med([d["cpu_us"] for d in rate[S]]))
+            med([d["cpu_us"] for d in rate[S]]),
+            hv=med([d["cpu_us"] for d in rate[HA]]),
+            hr=rr(rate[D], rate[HA], lambda d: d["cpu_us"]))
+        add("  same, solarman tap", "us",
+            med([d["cpu_us"] for d in rate[TAP]]),
+            med([d["cpu_us"] for d in rate[S]]),
+            hv=med([d["cpu_us"] for d in rate[HA]]),
+            hr=rr(rate[TAP], rate[HA], lambda d: d["cpu_us"]))
         if rate_pinned:
             add("conn rate, all on one CPU", "conn/s",
                 med([d["rate"] for d in rate_pinned[D]]),
@@ -1923,10 +2015,13 @@ def main():
         dv, sv = (med([m["per_rss"] for m in mem[D]]),
                   med([m["per_rss"] for m in mem[S]]))
         add("RSS per held conn (socat: sum)", "KiB", dv, sv, "<= 16 KiB",
-            dv <= 16.0)
+            dv <= 16.0, med([m["per_rss"] for m in mem[HA]]),
+            rr(mem[D], mem[HA], lambda m: m["per_rss"]))
         add("PSS per held conn (fair)", "KiB",
             med([m["per_pss"] for m in mem[D]]),
-            med([m["per_pss"] for m in mem[S]]))
+            med([m["per_pss"] for m in mem[S]]),
+            hv=med([m["per_pss"] for m in mem[HA]]),
+            hr=rr(mem[D], mem[HA], lambda m: m["per_pss"]))
         add("  wakeups/s, %d conns idle" % HOLD, "1/s",
             med([m["idle_wakeups"] for m in mem[D]]),
             med([m["idle_wakeups"] for m in mem[S]]))
@@ -1935,7 +2030,9 @@ def main():
             med([m["idle_cpu_ms"] for m in mem[S]]))
         dv, sv = (med([m["idle_rss"] for m in mem[D]]) / 1024,
                   med([m["idle_rss"] for m in mem[S]]) / 1024)
-        add("idle RSS after start", "MiB", dv, sv, "< 2 MiB", dv < 2.0)
+        add("idle RSS after start (tap, HEC)", "MiB", dv, sv, "<= 8 MiB",
+            dv <= 8.0, med([m["idle_rss"] for m in mem[HA]]) / 1024,
+            rr(mem[D], mem[HA], lambda m: m["idle_rss"]))
         add("idle PSS after start", "MiB",
             med([m["idle_pss"] for m in mem[D]]) / 1024,
             med([m["idle_pss"] for m in mem[S]]) / 1024)
@@ -2021,17 +2118,20 @@ def main():
             med([d["backlog"] for d in envoy["drained"]]), None)
         add("  deye-mitm peak RSS (VmHWM)", "MiB", envoy["peak_rss"] / 1024,
             None)
-    hdr = ("metric", "unit", "deye-mitm", "socat", "ratio", "target",
-           "result")
+    hdr = ("metric", "unit", "deye-mitm", "socat", "ratio", "haproxy",
+           "ratio", "target", "result")
     table = [hdr] + [(m, u, fmt(d, u), "-" if s is None else fmt(s, u),
-                      "%.2fx" % r if r == r else "-", t,
+                      "%.2fx" % r if r == r else "-",
+                      "-" if h is None else fmt(h, u),
+                      "%.2fx" % hr if hr == hr else "-", t,
                       "" if p is None else ("PASS" if p else "MISS"))
-                     for m, u, d, s, r, t, p in rows]
+                     for m, u, d, s, r, h, hr, t, p in rows]
     w = [max(len(r[i]) for r in table) for i in range(len(hdr))]
     print("\nResults: medians of interleaved rounds (bulk %d, V5 stream %d, "
           "rate %d, one CPU %d, memory %d, HEC %d, HEC latency %d, Envoy "
-          "%d), the decoder's best of %d; ratio = deye-mitm / socat; rows "
-          "without socat are deye-mitm alone%s\n"
+          "%d), the decoder's best of %d; ratio = deye-mitm / socat (of the "
+          "medians), then deye-mitm / haproxy (the median of the per-round "
+          "ratios); rows without socat are deye-mitm alone%s\n"
           % (BULK_ROUNDS if bulk else 0, V5_ROUNDS if v5 else 0,
              RATE_ROUNDS if rate else 0, PIN_ROUNDS if rate_pinned else 0,
              MEM_ROUNDS if mem else 0, HEC_ROUNDS if hec else 0,
@@ -2039,7 +2139,7 @@ def main():
              DEC_REPS, "" if ONLY == list(STAGES) else
              "; BENCH_ONLY=" + ",".join(ONLY)))
     for i, r in enumerate(table):
-        print("  ".join(c.ljust(w[j]) if j in (0, 1, 5) else c.rjust(w[j])
+        print("  ".join(c.ljust(w[j]) if j in (0, 1, 7) else c.rjust(w[j])
                         for j, c in enumerate(r)).rstrip())
         if i == 0:
             print("  ".join("-" * x for x in w))

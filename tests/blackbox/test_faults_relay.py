@@ -259,12 +259,13 @@ class TestOutOfThreads(FaultTest):
         user = NOBODY if am_root() else os.geteuid()
         running = r"running as nobody" if am_root() else r"listening on"
         opts = ("events=none",)
-        p = self.daemon(*opts, *self.user_opts(), upstream=up.addr)
+        p = self.daemon(*opts, "log_level=debug", *self.user_opts(),
+                        upstream=up.addr)
         p.wait_log(running)
         self.echoes(p.connect())
         p.wait_log(r"closed conn=1 ")
-        self.assertTrue(wait_for(lambda: p.threads() <= 8, 2))
-        time.sleep(0.2)
+        # Its threads park, and end after a second idle.
+        p.wait_log(r"idle relay thread\(s\) ended, 0 left")
         base = p.threads()
         self.assertEqual(p.stop()[0], 0)
         # Room for the daemon, one connection (3 threads) and one more.

@@ -368,16 +368,16 @@ class TestLifecycle(RelayTest):
 
     def test_threads_back_to_baseline(self):
         up = self.server(echo_handler)
-        d = self.daemon("max_connections_per_peer=64", upstream=up.addr)
-        # Baseline after one connection has come and gone, so that threads
-        # started lazily (a sanitizer's, say) are counted in it.
+        d = self.daemon("max_connections_per_peer=64", "log_level=debug",
+                        upstream=up.addr)
+        # Baseline after one connection has come and gone and its threads,
+        # parked for reuse, were ended after a second idle.
         w = d.connect()
         w.sendall(b"w")
         self.assertEqual(recv_all(w, 1), b"w")
         w.close()
         d.wait_log(r"closed conn=1 ")
-        base = wait_for(lambda: d.threads(), 1)
-        time.sleep(0.2)
+        d.wait_log(r"idle relay thread\(s\) ended, 0 left")
         base = d.threads()
         socks = [d.connect() for _ in range(30)]
         for s in socks:
