@@ -54,8 +54,6 @@ static pthread_mutex_t loss_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t loss_seen;
 static int64_t loss_ms;
 
-/* The sinks SPEC names; one not running has no series. */
-static const char *const sink_names[METRICS_SINKS] = {"events", "hec", "mqtt"};
 
 /* ---- the [metrics] section ---- */
 
@@ -144,10 +142,10 @@ snapshot_take(struct metrics_snapshot *s)
 	s->loggers_dropped = loggers_dropped();
 	journal_stats(&s->js);
 	outbox_stats(&s->os);
-	for (size_t i = 0; i < METRICS_SINKS; i++) {
-		if (sinks_stats(sink_names[i], &s->sinks[s->nsinks].ss))
-			s->sinks[s->nsinks++].name = sink_names[i];
-	}
+	/* The running sinks: one not running has no series. */
+	while (s->nsinks < SINKS_MAX && sinks_stats(s->nsinks,
+	    &s->sinks[s->nsinks].name, &s->sinks[s->nsinks].ss))
+		s->nsinks++;
 	return 0;
 
 fail:

@@ -11,6 +11,7 @@
  */
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,18 +156,29 @@ proto_family(const struct metrics_snapshot *s, struct metrics_buf *b,
 	}
 }
 
+/* A family of one sample per listener: the relay count at off. */
+static void
+per_listener(const struct metrics_snapshot *s, struct metrics_buf *b,
+    const char *name, const char *type, const char *help, size_t off)
+{
+	char v[32];
+
+	family(b, name, type, help);
+	for (size_t i = 0; i < s->nlisteners; i++)
+		sample(b, name, "listener", s->listeners[i].name, NULL, NULL,
+		    u64(v, sizeof v, *(const uint64_t *)(const void *)
+		    ((const char *)&s->listeners[i].rc + off)));
+}
+
 static void
 render_listeners(const struct metrics_snapshot *s, struct metrics_buf *b)
 {
 	static const char *const dir[2] = {"up", "down"};
 	char v[32];
 
-	family(b, "deye_mitm_connections_accepted_total", "counter",
-	    "Connections relayed or answered, by listener.");
-	for (size_t i = 0; i < s->nlisteners; i++)
-		sample(b, "deye_mitm_connections_accepted_total", "listener",
-		    s->listeners[i].name, NULL, NULL,
-		    u64(v, sizeof v, s->listeners[i].rc.accepted));
+	per_listener(s, b, "deye_mitm_connections_accepted_total", "counter",
+	    "Connections relayed or answered, by listener.",
+	    offsetof(struct relay_counts, accepted));
 
 	family(b, "deye_mitm_connections_refused_total", "counter",
 	    "Connections closed at the door, by listener and reason.");
@@ -193,19 +205,12 @@ render_listeners(const struct metrics_snapshot *s, struct metrics_buf *b)
 		}
 	}
 
-	family(b, "deye_mitm_connections_active", "gauge",
-	    "Connections open now, by listener.");
-	for (size_t i = 0; i < s->nlisteners; i++)
-		sample(b, "deye_mitm_connections_active", "listener",
-		    s->listeners[i].name, NULL, NULL,
-		    u64(v, sizeof v, s->listeners[i].rc.active));
-
-	family(b, "deye_mitm_upstream_connect_failures_total", "counter",
-	    "Upstream connects refused or timed out, by listener.");
-	for (size_t i = 0; i < s->nlisteners; i++)
-		sample(b, "deye_mitm_upstream_connect_failures_total",
-		    "listener", s->listeners[i].name, NULL, NULL,
-		    u64(v, sizeof v, s->listeners[i].rc.connect_failed));
+	per_listener(s, b, "deye_mitm_connections_active", "gauge",
+	    "Connections open now, by listener.",
+	    offsetof(struct relay_counts, active));
+	per_listener(s, b, "deye_mitm_upstream_connect_failures_total",
+	    "counter", "Upstream connects refused or timed out, by listener.",
+	    offsetof(struct relay_counts, connect_failed));
 
 	family(b, "deye_mitm_relayed_bytes_total", "counter",
 	    "Bytes relayed by ended connections, by listener and direction.");

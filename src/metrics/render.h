@@ -52,8 +52,6 @@ struct metrics_sink {
 	struct sink_stats ss;
 };
 
-#define METRICS_SINKS 3 /* events, hec, mqtt */
-
 struct metrics_snapshot {
 	const char *version;
 	int64_t start_ms, now_ms;   /* wall clock */
@@ -64,7 +62,7 @@ struct metrics_snapshot {
 	uint64_t loggers_dropped;
 	struct journal_stats js;
 	struct outbox_stats os;
-	struct metrics_sink sinks[METRICS_SINKS]; /* the running ones */
+	struct metrics_sink sinks[SINKS_MAX]; /* the running ones */
 	size_t nsinks;
 };
 

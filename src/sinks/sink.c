@@ -53,6 +53,7 @@ static const struct sink_ops *const sinks[] = {
 	&sink_hec_ops,
 	&sink_mqtt_ops,
 };
+_Static_assert(NELEM(sinks) <= SINKS_MAX, "SINKS_MAX is too small");
 static struct sink_runner *running[NELEM(sinks)];
 static const struct conf_section *sections[NELEM(sinks) + 1];
 
@@ -460,11 +461,12 @@ sinks_stop(int64_t grace_ms)
 }
 
 bool
-sinks_stats(const char *name, struct sink_stats *out)
+sinks_stats(size_t i, const char **name, struct sink_stats *out)
 {
-	for (size_t i = 0; i < NELEM(sinks); i++) {
-		if (running[i] != NULL && strcmp(sinks[i]->name, name) == 0) {
-			sink_runner_stats(running[i], out);
+	for (size_t k = 0; k < NELEM(sinks); k++) {
+		if (running[k] != NULL && i-- == 0) {
+			*name = sinks[k]->name;
+			sink_runner_stats(running[k], out);
 			return true;
 		}
 	}

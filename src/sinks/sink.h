@@ -100,10 +100,12 @@ void sinks_reopen(void);
  * (left behind: the journal must stay open).  The rest stays in the
  * journal for the next start. */
 bool sinks_stop(int64_t grace_ms);
-/* The counters of the running sink called name, and its cursor's backlog
- * in the journal: false if none.  From the thread that starts and stops
- * the sinks (or while they run). */
-bool sinks_stats(const char *name, struct sink_stats *out);
+/* The sinks the table holds, at most. */
+#define SINKS_MAX 8
+/* The i-th running sink (from 0, in the table's order): its name, its
+ * counters and its cursor's backlog in the journal; false past the last.
+ * From the thread that starts and stops the sinks (or while they run). */
+bool sinks_stats(size_t i, const char **name, struct sink_stats *out);
 
 /* One runner, for one sink: what sinks_start does for each. */
 struct sink_runner *sink_runner_start(const struct sink_ops *ops,
