@@ -501,6 +501,14 @@ out:
 	return tok;
 }
 
+void
+conf_host_name(char *buf, size_t len)
+{
+	if (gethostname(buf, len) != 0)
+		snprintf(buf, len, "localhost");
+	buf[len - 1] = '\0';
+}
+
 int
 conf_replace_str(char **field, const char *v, char *err, size_t errlen)
 {

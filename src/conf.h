@@ -171,6 +171,8 @@ void conf_format_size(int64_t bytes, char *buf, size_t len);
 bool conf_utf8_valid(const char *s);
 /* A control character (a CR or LF would start another header). */
 bool conf_has_control(const char *s);
+/* This host's name ("localhost" when it has none), for defaults. */
+void conf_host_name(char *buf, size_t len);
 /* Replace *field with a copy of v (NULL: unset); -1 with err. */
 int conf_replace_str(char **field, const char *v, char *err, size_t errlen);
 

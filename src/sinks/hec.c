@@ -360,9 +360,7 @@ finish(void *sec, struct conf *c, char *err, size_t errlen)
 	if (h->host == NULL) {
 		char name[256];
 
-		if (gethostname(name, sizeof name) != 0)
-			snprintf(name, sizeof name, "localhost");
-		name[sizeof name - 1] = '\0';
+		conf_host_name(name, sizeof name);
 		if (!conf_utf8_valid(name)) {
 			snprintf(err, errlen,
 			    "this host's name is not valid UTF-8: set hec.host");

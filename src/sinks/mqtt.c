@@ -636,9 +636,7 @@ start(const struct conf *c, void **state, struct sink_limits *lim)
 
 		/* Not in finish: -n shows the default as unset, the same on
 		 * every host. */
-		if (gethostname(name, sizeof name) != 0)
-			snprintf(name, sizeof name, "localhost");
-		name[sizeof name - 1] = '\0';
+		conf_host_name(name, sizeof name);
 		snprintf(q->client_id, sizeof q->client_id, "deye-mitm-%s", name);
 	}
 	q->qos = (int)cf->qos;
