@@ -219,5 +219,6 @@ decode_run(FILE *in, const char *name, FILE *out)
 	log_info("%s: %llu frames, %llu bytes skipped", name,
 	    (unsigned long long)st.stats.frames,
 	    (unsigned long long)st.stats.skipped);
+	solarman_stream_free(&st);
 	return d.status;
 }

@@ -4,13 +4,16 @@
  *
  * While nothing is held, input is scanned in place (memchr for 0xA5) and
  * complete frames are delivered straight from the caller's buffer; only the
- * beginning of a frame that a chunk cuts off is copied into buf, and only as
- * many bytes as that frame claims.  A candidate that fails a check (length,
+ * beginning of a frame that a chunk cuts off is copied into buf, which is
+ * allocated then, as big as that frame claims (a connection whose frames
+ * never straddle two reads holds no buffer at all).  A candidate that fails a check (length,
  * checksum, end byte) costs one byte: the scan resumes at the next 0xA5
  * after its start, so frames hidden behind a stray 0xA5 are still found.
  */
 #include "proto/solarman.h"
 
+#include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char *const reject_names[SOLARMAN_REJECT_KINDS] = {
@@ -28,7 +31,16 @@ solarman_stream_init(struct solarman_stream *s)
 {
 	memset(&s->stats, 0, sizeof s->stats);
 	s->reject_at = s->held_at = 0;
-	s->len = 0;
+	s->len = s->cap = 0;
+	s->buf = NULL;
+}
+
+void
+solarman_stream_free(struct solarman_stream *s)
+{
+	free(s->buf);
+	s->buf = NULL;
+	s->len = s->cap = 0;
 }
 
 uint8_t
@@ -88,6 +100,21 @@ check(struct solarman_stream *s, const struct solarman_handler *h,
 	return (long)flen;
 }
 
+/* Room in buf for need bytes; false when there is no memory for them. */
+static bool
+room(struct solarman_stream *s, size_t need)
+{
+	uint8_t *p;
+
+	if (need <= s->cap)
+		return true;
+	if ((p = realloc(s->buf, need)) == NULL)
+		return false;
+	s->buf = p;
+	s->cap = need;
+	return true;
+}
+
 /* Drop bytes before the next 0xA5 after buf[0] (or all of them). */
 static void
 drop_held(struct solarman_stream *s)
@@ -137,6 +164,12 @@ solarman_stream_feed(struct solarman_stream *s, const uint8_t *in, size_t n,
 			    claimed_len(s->buf) - s->len;
 			size_t take = want < n ? want : n;
 
+			if (!room(s, s->len + want)) {
+				/* No memory to hold it whole: given up as cut off. */
+				reject(s, h, SOLARMAN_TRUNCATED, s->held_at);
+				drop_held(s);
+				continue;
+			}
 			memcpy(s->buf + s->len, in, take);
 			s->len += take;
 			in += take;
@@ -163,12 +196,17 @@ solarman_stream_feed(struct solarman_stream *s, const uint8_t *in, size_t n,
 			s->stats.skipped++;
 			in++;
 			n--;
-		} else {
+		} else if (room(s, n < 3 ? n : claimed_len(in))) {
 			/* Cut off by the chunk's end: hold it (n < frame <= max). */
 			memcpy(s->buf, in, n);
 			s->len = n;
 			s->held_at = s->stats.bytes - n;
 			return;
+		} else {
+			reject(s, h, SOLARMAN_TRUNCATED, s->stats.bytes - n);
+			s->stats.skipped++;
+			in++;
+			n--;
 		}
 	}
 }

@@ -1,6 +1,7 @@
 /*
  * solarman.h - the Solarman V5 stream decoder (docs/solarman-v5.md).  Pure:
- * no I/O, no threads, no logging, no allocation.
+ * no I/O, no threads, no logging; it allocates only to hold a frame that a
+ * chunk cuts off, and only as many bytes as that frame claims.
  *
  * One solarman_stream per direction of a connection takes bytes in any
  * chunking and calls back with every complete, validated frame, and with
@@ -23,7 +24,7 @@ enum solarman_reject {
 	SOLARMAN_BAD_LENGTH,   /* claims more than SOLARMAN_FRAME_MAX */
 	SOLARMAN_BAD_CHECKSUM,
 	SOLARMAN_BAD_END,
-	SOLARMAN_TRUNCATED,    /* the stream ended inside it */
+	SOLARMAN_TRUNCATED,    /* the stream ended inside it (or no memory) */
 	SOLARMAN_REJECT_KINDS
 };
 
@@ -45,12 +46,16 @@ struct solarman_stream {
 	/* In a reject callback: the stream offset (0 = the first byte fed) of
 	 * the rejected candidate's first byte, so a caller can say where. */
 	uint64_t reject_at;
-	uint64_t held_at;                /* stream offset of buf[0] */
-	size_t len;                      /* bytes held in buf */
-	uint8_t buf[SOLARMAN_FRAME_MAX]; /* an incomplete candidate frame */
+	uint64_t held_at;  /* stream offset of buf[0] */
+	size_t len;        /* bytes held in buf */
+	size_t cap;        /* bytes buf can hold: at most SOLARMAN_FRAME_MAX */
+	uint8_t *buf;      /* an incomplete candidate frame, or NULL */
 };
 
+/* Ready to take a stream's first byte; solarman_stream_free() when done. */
 void solarman_stream_init(struct solarman_stream *s);
+/* Let go of the held bytes' buffer (the stats stay). */
+void solarman_stream_free(struct solarman_stream *s);
 void solarman_stream_feed(struct solarman_stream *s, const uint8_t *in,
     size_t n, const struct solarman_handler *h);
 /* End of stream: rescan what is held, so frames inside a false candidate

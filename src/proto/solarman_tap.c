@@ -223,17 +223,9 @@ sm_open(const struct proto_conn *pc)
 {
 	struct sm *t;
 
-	/* malloc, not calloc: the decoders' buffers stay untouched (and out
-	 * of the resident set) until a frame is cut by a chunk boundary. */
-	if ((t = malloc(sizeof *t)) == NULL)
+	if ((t = calloc(1, sizeof *t)) == NULL)
 		return NULL;
-	t->replies = NULL;
-	t->nreplies = t->cap = 0;
-	t->held = NULL;
-	t->nheld = t->held_cap = 0;
-	t->hold = false;
 	atomic_init(&t->undecodable, false);
-	t->answer = false;
 	t->lc = pc->lc;
 	t->counts = pc->counts;
 	t->heard_s = -1;
@@ -243,7 +235,6 @@ sm_open(const struct proto_conn *pc)
 	for (int i = 0; i < 2; i++) {
 		t->d[i].t = t;
 		t->d[i].dir = i;
-		t->d[i].logged_reject = false;
 		solarman_stream_init(&t->d[i].stream);
 	}
 	return t;
@@ -360,6 +351,8 @@ sm_close(void *p)
 			    s->stats.rejects[SOLARMAN_BAD_END],
 			    s->stats.rejects[SOLARMAN_TRUNCATED], s->stats.skipped);
 	}
+	for (int i = 0; i < 2; i++)
+		solarman_stream_free(&t->d[i].stream);
 	free(t->replies);
 	free(t->held);
 	free(t);

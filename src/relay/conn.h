@@ -23,10 +23,6 @@
 
 enum dir { DIR_UP, DIR_DOWN }; /* up: logger to cloud */
 
-/* Each pump's first buffer: a logger's frames are under 300 bytes.  A
- * pump whose read fills it takes a big one (pump.c) for bulk traffic. */
-#define PUMP_SMALL 1024
-
 struct tap;
 
 struct conn {
@@ -52,7 +48,6 @@ struct conn {
 	bool pump_done[2];
 	int pumps_running;        /* under end_lock: the controller waits */
 	pthread_cond_t pumps_gone; /* under end_lock: pumps_running is 0 */
-	uint8_t small[2][PUMP_SMALL]; /* each pump's own */
 
 	struct conn *next;        /* in relay.c's live or done list */
 };

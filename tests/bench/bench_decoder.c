@@ -321,6 +321,7 @@ decode(const uint8_t *buf, size_t n, bool a5, struct counts *c,
 	solarman_stream_finish(&s, &h);
 	t0 = now_s() - t0;
 	*st = s.stats;
+	solarman_stream_free(&s);
 	return t0;
 }
 

@@ -447,6 +447,25 @@ rng_next(uint32_t *s)
 
 enum feed_mode { FEED_WHOLE, FEED_BYTES, FEED_RANDOM };
 
+/* A stream on the heap, ready; abort()s without memory, as feed_copy. */
+static struct solarman_stream *
+new_stream(void)
+{
+	struct solarman_stream *st = malloc(sizeof *st);
+
+	if (st == NULL)
+		abort();
+	solarman_stream_init(st);
+	return st;
+}
+
+static void
+release_stream(void *p)
+{
+	solarman_stream_free(p);
+	free(p);
+}
+
 /* Feed n bytes as one chunk of its own heap copy. */
 static void
 feed_copy(struct solarman_stream *st, const uint8_t *p, size_t n,
@@ -472,13 +491,11 @@ decode_stream(const uint8_t *in, size_t n, enum feed_mode mode, uint32_t seed)
 {
 	static const size_t caps[] = {2, 7, 16, 64, 300, 5000};
 	struct outcome *o = new_outcome();
-	struct solarman_stream *st = hold(malloc(sizeof *st), free);
+	struct solarman_stream *st = hold(new_stream(), release_stream);
 	struct solarman_handler h = {on_frame, on_reject, &o->seen};
 	uint32_t r = seed * 2654435761u | 1;
 	size_t cap = caps[seed % NELEM(caps)];
 
-	ck_assert_ptr_nonnull(st);
-	solarman_stream_init(st);
 	if (mode == FEED_WHOLE) {
 		feed_copy(st, in, n, &h);
 	} else {
@@ -1828,18 +1845,57 @@ START_TEST(test_length_limits)
 }
 END_TEST
 
+/*
+ * The held bytes' buffer: none while every frame comes whole in one chunk;
+ * a frame cut after its header gets a buffer as big as it claims, kept for
+ * the next cut frame; a cut inside the header holds only what came.
+ */
+START_TEST(test_hold_buffer_sized)
+{
+	struct seen *s = hold(calloc(1, sizeof *s), release_seen);
+	struct solarman_stream *st = hold(new_stream(), release_stream);
+	struct solarman_handler h = {on_frame, on_reject, s};
+	const struct fixture *f = fixture_get("solis-wifi-0x43");
+	const uint8_t *p = f->bytes.p;
+	size_t n = f->bytes.n;
+
+	ck_assert_uint_gt(n, 40);
+	solarman_stream_feed(st, p, n, &h);
+	solarman_stream_feed(st, p, n, &h);
+	ck_assert_uint_eq(s->nframes, 2);
+	ck_assert_ptr_null(st->buf);
+	ck_assert_uint_eq(st->cap, 0);
+
+	solarman_stream_feed(st, p, 2, &h);       /* inside the header */
+	ck_assert_uint_eq(st->cap, 2);
+	solarman_stream_feed(st, p + 2, 20, &h);  /* the length is known */
+	ck_assert_uint_eq(st->cap, n);
+	solarman_stream_feed(st, p + 22, n - 22, &h);
+	ck_assert_uint_eq(s->nframes, 3);
+	ck_assert_uint_eq(st->len, 0);
+
+	solarman_stream_feed(st, p, 30, &h);      /* cut again: no growth */
+	ck_assert_uint_eq(st->cap, n);
+	solarman_stream_feed(st, p + 30, n - 30, &h);
+	ck_assert_uint_eq(s->nframes, 4);
+	ck_assert_uint_eq(st->stats.skipped, 0);
+	solarman_stream_free(st);
+	ck_assert_ptr_null(st->buf);
+	ck_assert_uint_eq(st->stats.frames, 4);
+}
+END_TEST
+
 /* A handler without a reject callback: counted all the same. */
 START_TEST(test_no_reject_callback)
 {
 	struct bytes *in = new_bytes();
 	struct seen *s = hold(calloc(1, sizeof *s), release_seen);
-	struct solarman_stream *st = hold(malloc(sizeof *st), free);
+	struct solarman_stream *st = hold(new_stream(), release_stream);
 	struct solarman_handler h = {on_frame, NULL, s};
 
 	add_fixture(in, NULL, "dante-keepalive-0x47");
 	add_fixture(in, NULL, "solis-ping-0x47");
 	add_fixture(in, NULL, "lsw5-handshake-0x41-1");
-	solarman_stream_init(st);
 	solarman_stream_feed(st, in->p, in->n, &h);
 	solarman_stream_finish(st, &h);
 	ck_assert_uint_eq(s->nframes, 1);
@@ -2139,6 +2195,7 @@ solarman_suite(void)
 	tcase_add_loop_test(tc, test_chunking_random_garbage, 0, 64);
 	tcase_add_loop_test(tc, test_length_limits, 0, NELEM(limits));
 	tcase_add_test(tc, test_no_reject_callback);
+	tcase_add_test(tc, test_hold_buffer_sized);
 
 	tc = tcase(s, "frame");
 	tcase_add_loop_test(tc, test_frame_parse, 0, NELEM(parses));
