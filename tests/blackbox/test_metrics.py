@@ -140,6 +140,38 @@ class MetricsTest(RelayTest):
 
 
 class TestMetrics(MetricsTest):
+    def test_rejects_counted_while_the_connection_lives(self):
+        """Malformed candidates are counted as the bytes pass, not when the
+        connection ends: a bad checksum, a bad end byte and a length over
+        the maximum on one open connection, then a good frame."""
+        up = self.server(swallow)
+        d = self.metrics_daemon(upstream=up.addr)
+        good = LOGGERS["3939932716"]
+        bad_sum = good[:-2] + bytes([good[-2] ^ 1]) + good[-1:]
+        bad_end = good[:-1] + b"\x16"
+        too_long = b"\xa5\xff\xff" + b"\x00" * 8
+        s = socket.create_connection(("127.0.0.1", d.port("deye")),
+                                     timeout=10 * SLOW)
+        self.addCleanup(s.close)
+        s.sendall(bad_sum + bad_end + too_long + good)
+
+        def counts():
+            m, _ = self.scrape(d)
+            rej = {dict(k[1])["reason"]: val for k, val in m.items()
+                   if k[0] == "deye_mitm_frames_rejected_total"
+                   and dict(k[1])["listener"] == "deye"}
+            frames = sum(val for k, val in m.items()
+                         if k[0] == "deye_mitm_frames_total"
+                         and dict(k[1])["listener"] == "deye")
+            return frames == 1 and rej
+        rej = wait_for(counts, 10)
+        self.assertTrue(rej, "the good frame was never counted")
+        self.assertEqual((rej["checksum"], rej["end"], rej["length"],
+                          rej["truncated"]), (1, 1, 1, 0), rej)
+        self.assertEqual(
+            self.scrape(d)[0][("deye_mitm_connections_active",
+                               (("listener", "deye"),))], 1)
+
     def test_counts_after_known_traffic(self):
         rx = HecReceiver()
         self.addCleanup(rx.close)
