@@ -66,9 +66,19 @@ takes the median of each and prints one table of deye-mitm/socat ratios:
             pages once per process, so it overstates socat); the PSS row
             sums Pss from smaps_rollup for both, which splits shared pages
             among the processes sharing them: the fair comparison.  While
-            the 500 idle, the relays' wake-ups and CPU time are counted
+            the 1000 idle, the relays' wake-ups and CPU time are counted
             (/proc/PID/task/*/schedstat), and deye-mitm's growth is split
-            into thread stacks and malloc heaps (/proc/PID/smaps).
+            into thread stacks and malloc heaps, its idle RSS into the
+            program and libraries, the outbox ring and the rest
+            (/proc/PID/smaps).
+  cost      deye-mitm (as in memory) and HAProxy under valgrind's callgrind,
+            instrumentation turned on once each listens: the user-space
+            instructions per connection over BENCH_COST_CONNS (2000) of the
+            rate stage's exchanges, one at a time; deye-mitm's split by the
+            thread that ran them: accept, the connection's threads
+            (controller and pumps), the outbox writer (which builds and
+            journals each connection's "connection" event).  The kernel's
+            share is not counted (no hardware counters in most VMs).
   hec       deye-mitm (solarman, upstream = none, events = none) delivering
             to tools/bench_hec, a C receiver that counts envelopes and
             answers 200 at once: BENCH_HEC_EVENTS heartbeats sent over 4
@@ -225,7 +235,8 @@ METRICS_ROUNDS = env_int("BENCH_METRICS_ROUNDS", 4)
 MQTT_ROUNDS = env_int("BENCH_MQTT_ROUNDS", 3)
 MQTT_EVENTS = env_int("BENCH_MQTT_EVENTS", 4000)
 MQTT_LAT_ROUNDS = env_int("BENCH_MQTT_LAT_ROUNDS", 3)
-STAGES = ("decoder", "bulk", "v5", "rate", "memory", "metrics", "hec",
+COST_CONNS = env_int("BENCH_COST_CONNS", 2000)
+STAGES = ("decoder", "bulk", "v5", "rate", "memory", "cost", "metrics", "hec",
           "latency", "envoy", "mqtt")
 ONLY = [x.strip() for x in os.environ.get("BENCH_ONLY", "").split(",")
         if x.strip()] or list(STAGES)
@@ -544,9 +555,11 @@ def rss_breakdown(pid):
     """Resident KiB of a process by kind of mapping, from /proc/PID/smaps:
     "stacks" (anonymous rw mappings right above a one-page PROT_NONE guard:
     the thread stacks glibc maps), their number, "heap" (the other
-    anonymous rw mappings: [heap] and malloc's per-thread arenas) and
-    "other" (libraries, the main stack, ...)."""
-    out = {"stacks": 0, "nstacks": 0, "heap": 0, "other": 0}
+    anonymous rw mappings: [heap] and malloc's per-thread arenas),
+    "outbox" (deye-mitm's ring file, state_dir/outbox), "libs" (shared
+    libraries and the program) and "other" (the main stack, ...)."""
+    out = {"stacks": 0, "nstacks": 0, "heap": 0, "outbox": 0, "libs": 0,
+           "other": 0}
     page = os.sysconf("SC_PAGE_SIZE")
     prev_end, prev_guard = None, False
     kind = None
@@ -561,6 +574,10 @@ def rss_breakdown(pid):
                             else "heap")
                     if kind == "stacks":
                         out["nstacks"] += 1
+                elif len(head) > 5 and head[5].strip().endswith("/outbox"):
+                    kind = "outbox"
+                elif len(head) > 5 and head[5].startswith("/"):
+                    kind = "libs"
                 else:
                     kind = "other"
                 prev_guard = (len(head) < 6 and head[1].startswith("---")
@@ -647,12 +664,13 @@ class Relay:
                 % (port, LOOPBACK),
                 "TCP:%s:%d" % (LOOPBACK, self.up)]
 
-    def start(self):
+    def start(self, wrap=(), timeout=5.0):
+        """wrap: a command that runs the relay (valgrind ...)."""
         for _ in range(5):
             port = free_port()
-            pr = Proc(self.label.replace(" ", "_"), self.argv(port),
-                      self.logdir)
-            if wait_listening(pr, port):
+            pr = Proc(self.label.replace(" ", "_"),
+                      list(wrap) + self.argv(port), self.logdir)
+            if wait_listening(pr, port, timeout):
                 self.proc, self.port = pr, port
                 self.log_path = pr.log_path
                 return self
@@ -921,7 +939,8 @@ def memory_stage(kinds, up, logdir, log):
                  "after_rss": after[0], "drained": drained,
                  "idle_cpu_ms": (s1[0] - s0[0]) * 1e3 / IDLE_WATCH_S,
                  "idle_wakeups": (s1[1] - s0[1]) / IDLE_WATCH_S,
-                 "per_kind": {k: (bd1[k] - bd0[k]) / HOLD for k in bd0}}
+                 "per_kind": {k: (bd1[k] - bd0[k]) / HOLD for k in bd0},
+                 "idle_kind": bd0}
             res[kind].append(m)
             log("  memory round %d %-10s idle %6d KiB  held %7d KiB  "
                 "%5.1f KiB/conn RSS  %5.1f KiB/conn PSS  (%d procs, "
@@ -1003,6 +1022,67 @@ class Scraper:
 def percentile(xs, p):
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(round(p / 100.0 * (len(xs) - 1))))]
+
+
+# deye-mitm's threads in the cost stage, by the function each starts in.
+COST_THREADS = (("accept", "master_run"),
+                ("connection threads", "worker_main"),
+                ("outbox writer", "writer_run"))
+
+
+def cost_stage(up, tools, logdir, log):
+    """User-space instructions per connection under callgrind, for
+    deye-mitm (as in the memory stage) and HAProxy: each is started with
+    instrumentation off, turned on once it listens, then BENCH_COST_CONNS
+    of the rate stage's exchanges one at a time, then a dump.  deye-mitm's
+    are split by the function its threads start in (inclusive)."""
+    res = {}
+    for kind in ("deye-mitm", HA):
+        out = os.path.join(logdir, "callgrind-%s.out" % kind)
+        relay = memory_relay(kind, up, logdir)
+        relay.start(["valgrind", "--tool=callgrind", "--instr-atstart=no",
+                     "--max-threads=1000", "--log-file=" + out + ".log",
+                     "--callgrind-out-file=" + out], timeout=120.0)
+        try:
+            ctl = ["callgrind_control", str(relay.proc.pid)]
+            if subprocess.run(ctl[:1] + ["-i", "on"] + ctl[1:],
+                              capture_output=True, timeout=60).returncode:
+                raise Broken("callgrind_control -i on %s failed" % kind)
+            rc, d = run_json([os.path.join(tools, "bench_connrate"),
+                              "-p", str(relay.port), "-n", str(COST_CONNS),
+                              "-t", "600", "-s", str(MSG_SIZE)], 900)
+            if rc != 0 or d["errors"] or d["n"] != COST_CONNS:
+                raise Broken("%s under callgrind: %d of %d exchanges, %d "
+                             "failed (%s)" % (kind, d.get("n", 0), COST_CONNS,
+                                              d.get("errors", 0),
+                                              d.get("error")))
+            time.sleep(0.5)  # the last connection's end, off the client's
+            if subprocess.run(ctl[:1] + ["-d"] + ctl[1:], capture_output=True,
+                              timeout=120).returncode:
+                raise Broken("callgrind_control -d %s failed" % kind)
+        finally:
+            relay.stop()
+        dump = out + ".1"
+        with open(dump) as f:
+            total = next(int(x.split()[1]) for x in f
+                         if x.startswith("summary:"))
+        r = {"total": total / COST_CONNS, "threads": {}}
+        if kind == "deye-mitm":
+            ann = subprocess.run(["callgrind_annotate", "--inclusive=yes",
+                                  "--auto=no", "--threshold=100", dump],
+                                 capture_output=True, text=True,
+                                 timeout=120).stdout
+            for name, fn in COST_THREADS:
+                m = re.search(r"^\s*([\d,]+) .*:%s \[" % fn, ann, re.M)
+                if m is None:
+                    raise Broken("callgrind_annotate: no %s" % fn)
+                r["threads"][name] = (int(m.group(1).replace(",", ""))
+                                      / COST_CONNS)
+        res[kind] = r
+        log("  cost %-10s %7.0f instructions per connection%s"
+            % (kind, r["total"], "".join(
+                "; %s %.0f" % kv for kv in r["threads"].items())))
+    return res
 
 
 def metrics_stage(up, tools, logdir, log, problems):
@@ -1600,7 +1680,9 @@ def main():
                   file=sys.stderr)
             return 2
     tools = os.environ["DEYE_TOOLS"]
-    missing = [t for t in ("socat", "iperf3", "haproxy")
+    missing = [t for t in ("socat", "iperf3", "haproxy") +
+               (("valgrind", "callgrind_control", "callgrind_annotate")
+                if "cost" in ONLY else ())
                if shutil.which(t) is None]
     missing += [p for p in (os.environ["DEYE_MITM"],
                             os.environ["DEYE_BENCH_DECODER"],
@@ -1659,14 +1741,15 @@ def main():
     try:
         envoy_in = envoy_files(logdir) if "envoy" in ONLY else None
         dec = bulk = v5 = rate = rate_pinned = mem = hec = hec_py = \
-            lat = envoy = echo = hec_sink = met = mq = None
+            lat = envoy = echo = hec_sink = met = mq = cost = None
         if "decoder" in ONLY or envoy_in:
             # ---- 0. the decoder alone, on one CPU, before anything else runs
             log(" decoder: bench-decoder, in memory, one CPU, best of %d"
                 % DEC_REPS)
             dec = decoder_stage(log, envoy_in)
 
-        if set(ONLY) & {"rate", "memory", "metrics", "latency", "mqtt"}:
+        if set(ONLY) & {"rate", "memory", "cost", "metrics", "latency",
+                        "mqtt"}:
             # ---- upstreams
             echo, echo_port = port_proc(
                 "bench_echo", [os.path.join(tools, "bench_echo")], logdir)
@@ -1780,6 +1863,11 @@ def main():
                 "round, %d rounds" % (HOLD, MEM_ROUNDS))
             mem = memory_stage(["deye-mitm", "socat", HA], echo_port, logdir,
                                log)
+
+        if "cost" in ONLY:
+            log(" cost: user-space instructions per connection under "
+                "callgrind, %d exchanges as in the rate stage" % COST_CONNS)
+            cost = cost_stage(echo_port, tools, logdir, log)
 
         if "metrics" in ONLY:
             log(" metrics: %d scrapes idle and with %d connections held; "
@@ -2040,6 +2128,11 @@ def main():
         add("idle PSS after start", "MiB",
             med([m["idle_pss"] for m in mem[D]]) / 1024,
             med([m["idle_pss"] for m in mem[S]]) / 1024)
+    if cost:
+        dv, hv = cost[D]["total"], cost[HA]["total"]
+        add("instructions per connection", "Ir", dv, None, hv=hv, hr=dv / hv)
+        for name, v in cost[D]["threads"].items():
+            add("  " + name, "Ir", v, None)
 
     # deye-mitm alone from here.
     if dec and "stream" in dec:
@@ -2175,11 +2268,15 @@ def main():
               % (spread(pr), direct_rate["rate"]))
     if mem:
         dm, sm = mem[D][-1], mem[S][-1]
-        print("  deye-mitm idle: RssAnon %d KiB of VmRSS %d KiB (the rest is "
-              "mapped libraries); held %d threads for %d connections; RSS "
+        ik = dm["idle_kind"]
+        print("  deye-mitm idle: VmRSS %d KiB: mapped files %d KiB (the "
+              "program and its libraries), the outbox ring %d KiB (locked "
+              "in memory), heap %d KiB, stacks %d KiB, other %d KiB "
+              "(RssAnon %d KiB); held %d threads for %d connections; RSS "
               "after the %d closed: %d KiB"
-              % (dm["idle_anon"], dm["idle_rss"], dm["threads"], HOLD, HOLD,
-                 dm["after_rss"]))
+              % (dm["idle_rss"], ik["libs"], ik["outbox"], ik["heap"],
+                 ik["stacks"], ik["other"], dm["idle_anon"], dm["threads"],
+                 HOLD, HOLD, dm["after_rss"]))
         pk = {k: med([m["per_kind"][k] for m in mem[D]])
               for k in dm["per_kind"]}
         print("  deye-mitm RSS per held connection by mapping: thread stacks "

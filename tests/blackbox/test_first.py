@@ -60,7 +60,7 @@ class TestReadme(unittest.TestCase):
             self.assertIn(p, default)
             self.assertNotIn(p, build)
         # iperf3 asks a question at install time: never in the first command.
-        for p in ("iperf3", "haproxy"):
+        for p in ("iperf3", "haproxy", "valgrind"):
             self.assertNotIn(p, default)
             self.assertIn(p, bench)
 
