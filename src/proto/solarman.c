@@ -6,9 +6,10 @@
  * complete frames are delivered straight from the caller's buffer; only the
  * beginning of a frame that a chunk cuts off is copied into buf, which is
  * allocated then, as big as that frame claims (a connection whose frames
- * never straddle two reads holds no buffer at all).  A candidate that fails a check (length,
- * checksum, end byte) costs one byte: the scan resumes at the next 0xA5
- * after its start, so frames hidden behind a stray 0xA5 are still found.
+ * never straddle two reads holds no buffer at all).  A candidate that
+ * fails a check (length, checksum, end byte) costs one byte: the scan
+ * resumes at the next 0xA5 after its start, so frames hidden behind a
+ * stray 0xA5 are still found.
  */
 #include "proto/solarman.h"
 
