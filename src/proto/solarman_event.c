@@ -499,10 +499,7 @@ solarman_undecodable_event(const uint8_t *head, size_t n,
 
 	if (ev != NULL) {
 		json_object_set_new(ev, "protocol", json_string("solarman"));
-		if (n >= 2 && head[0] == 0x16 && head[1] == 0x03)
-			json_object_set_new(ev, "reason", json_string("tls"));
-		else
-			json_object_set_new(ev, "reason", json_string("not-v5"));
+		json_object_set_new(ev, "reason", json_string("tls"));
 		event_set_hex(ev, "head.hex", head, n);
 	}
 	return ev;

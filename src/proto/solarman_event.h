@@ -33,7 +33,9 @@ const char *const *solarman_event_types(void);
 /* Whether a frame type is a server's answer (request type - 0x30). */
 bool solarman_is_reply(uint8_t type);
 
-/* The event for a stream that is not Solarman V5 at all (TLS, say). */
+/* The event for a stream that starts a TLS record (16 03, or a first
+ * read of 16 alone): nothing more of it is decoded.  head: its first
+ * bytes. */
 json_t *solarman_undecodable_event(const uint8_t *head, size_t n,
     const struct event_meta *m);
 

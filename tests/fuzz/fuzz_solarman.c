@@ -318,8 +318,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	model(in, n, &rm);
 	same_record(&rw, &rm);
 
-	/* The tap reports a stream that does not start with 0xA5 from the
-	 * head of its first read. */
+	/* The tap reports a TLS stream from the head of its first read. */
 	if (first > 0)
 		dump_event(solarman_undecodable_event(in,
 		    first < UNDECODABLE_HEAD ? first : UNDECODABLE_HEAD, &meta));
