@@ -18,8 +18,9 @@ void pool_init(size_t stack);
  * touch of what they share.
  */
 int pool_run(void *(*fn)(void *), void *arg);
-/* End the threads parked for longer than a second (the accept threads
- * call this on their ticks); how many. */
+/* End the threads parked for longer than a second, and give back the
+ * stacks of the threads that ended (the accept threads call this on their
+ * ticks); how many were parked. */
 long pool_trim(void);
 /*
  * Give back the pages of this pool thread's stack below the caller's
@@ -30,7 +31,8 @@ void pool_shed_stack(void);
 /* Threads alive (busy or parked) and parked, for the tests' counts. */
 void pool_counts(long *threads, long *parked);
 /* No more jobs: end the parked threads and wait until every thread has
- * ended, at most timeout_ms; how many are still running. */
+ * ended, at most timeout_ms, giving back their stacks; how many are still
+ * running. */
 long pool_stop(int64_t timeout_ms);
 
 #endif

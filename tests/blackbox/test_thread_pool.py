@@ -1,7 +1,8 @@
 """The relay's threads are reused: a connection's controller and its two
 pumps run on parked threads when there are some, each live connection
 still has three threads of its own, and after an idle second the parked
-ones end, so the thread count returns to its baseline."""
+ones end, so the thread count returns to its baseline, and so does the
+memory of their stacks."""
 import os
 import socket
 import unittest
@@ -12,6 +13,26 @@ from test_relay import RelayTest
 
 def tids(pid):
     return set(os.listdir("/proc/%d/task" % pid))
+
+
+def stacks_kib(pid):
+    """Resident KiB of the thread stacks: the anonymous read-write mappings
+    right above a one-page PROT_NONE guard (/proc/PID/smaps)."""
+    page = os.sysconf("SC_PAGE_SIZE") // 1024
+    total, in_stack, prev_guard_end = 0, False, None
+    with open("/proc/%d/smaps" % pid) as f:
+        for line in f:
+            head = line.split()
+            if "-" in head[0] and ":" not in head[0]:
+                lo, hi = (int(x, 16) for x in head[0].split("-"))
+                in_stack = (len(head) == 5 and head[1].startswith("rw")
+                            and prev_guard_end == lo)
+                prev_guard_end = (hi if len(head) == 5 and
+                                  head[1].startswith("---") and
+                                  (hi - lo) // 1024 == page else None)
+            elif head[0] == "Rss:" and in_stack:
+                total += int(head[1])
+    return total
 
 
 class TestThreadPool(RelayTest):
@@ -67,6 +88,37 @@ class TestThreadPool(RelayTest):
         s = d.connect()
         self.echo(s, b"after")
         s.close()
+
+    def test_stacks_given_back_after_a_burst(self):
+        """900 threads end after a burst; their stacks must not stay
+        resident (glibc keeps up to 40 MiB of ended threads' stacks, with
+        their top pages in memory: 5 MiB and more)."""
+        n = 300
+        up = self.server(echo_handler)
+        d = self.daemon("max_connections_per_peer=%d" % n,
+                        "log_level=debug", upstream=up.addr)
+        pid = d.pid()
+        s = d.connect()
+        self.echo(s, b"first")
+        s.close()
+        d.wait_log(r"idle relay thread\(s\) ended, 0 left")
+        base, base_kib = tids(pid), stacks_kib(pid)
+        socks = [d.connect() for _ in range(n)]
+        for i, s in enumerate(socks):
+            self.echo(s, b"burst %d" % i)
+        self.assertGreaterEqual(len(tids(pid)), len(base) + 3 * n)
+        held_kib = stacks_kib(pid)
+        for s in socks:
+            s.close()
+        self.assertTrue(wait_for(lambda: len(tids(pid)) <= len(base), 10),
+                        "threads %d, baseline %d" % (len(tids(pid)),
+                                                     len(base)))
+        # Ended threads are joined and unmapped on the next tick.
+        after = wait_for(lambda: stacks_kib(pid) <= base_kib + 128 and
+                         stacks_kib(pid), 5) or stacks_kib(pid)
+        self.assertLessEqual(after, base_kib + 128,
+                             "stacks %d KiB after the burst, %d before it, "
+                             "%d while held" % (after, base_kib, held_kib))
 
 
 class TestResolver(RelayTest):
