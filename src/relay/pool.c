@@ -37,6 +37,13 @@
 
 #define SPARE_MAX 96   /* 32 connections' worth */
 #define IDLE_MS 1000
+#ifdef DEYE_SANITIZE
+/* Sanitizers need far bigger frames, and ThreadSanitizer wants 900 KiB at
+ * least of a stack it did not map itself. */
+#define STACK_FLOOR (1024 * 1024)
+#else
+#define STACK_FLOOR (16 * 1024)
+#endif
 
 struct worker {
 	void *(*fn)(void *);    /* the job, set before wake is posted */
@@ -63,6 +70,14 @@ static _Thread_local uintptr_t stack_lo; /* this pool thread's, or 0 */
 void
 pool_init(size_t stack)
 {
+	/* glibc refuses a stack below the system's least: 16 KiB on x86-64,
+	 * 128 KiB on 64-bit ARM. */
+	long least = sysconf(_SC_THREAD_STACK_MIN);
+
+	if (least > 0 && stack < (size_t)least)
+		stack = (size_t)least;
+	if (stack < STACK_FLOOR)
+		stack = STACK_FLOOR;
 	guard_size = (size_t)sysconf(_SC_PAGESIZE);
 	stack_size = (stack + guard_size - 1) / guard_size * guard_size;
 	clock_cond_init(&gone);

@@ -8,7 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Threads of stack bytes each; before the first pool_run(). */
+/* Threads of stack bytes each (at least what the system needs); before
+ * the first pool_run(). */
 void pool_init(size_t stack);
 /*
  * Run fn(arg) on a thread of its own: a parked one, or a new one.  0, or

@@ -51,14 +51,7 @@
 #include "relay/net.h"
 #include "relay/pool.h"
 
-#ifdef DEYE_SANITIZE
-/* Sanitizers need far bigger frames, and ThreadSanitizer wants 900 KiB at
- * least of a stack it did not map itself (pool.c maps them). */
-#define STACK_SCALE 16
-#else
-#define STACK_SCALE 1
-#endif
-#define THREAD_STACK (64 * 1024 * STACK_SCALE)
+#define THREAD_STACK (64 * 1024) /* pool.c raises it where it must */
 #define SHED_AFTER_MS 100 /* a controller waiting longer sheds its stack */
 
 /* A burst is over when at least this many ended and no more are left. */

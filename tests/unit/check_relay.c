@@ -1,12 +1,17 @@
 /*
  * check_relay.c - a listener's counters (struct relay_stats): each field
- * read back as itself, and adds from many threads at once all counted.
+ * read back as itself, and adds from many threads at once all counted; the
+ * thread pool's stacks.
  */
 #include <check.h>
+#include <errno.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <string.h>
+#include <time.h>
 
 #include "suites.h"
+#include "relay/pool.h"
 #include "relay/relay.h"
 
 #define THREADS 4
@@ -91,14 +96,64 @@ START_TEST(test_threads)
 }
 END_TEST
 
+static sem_t job_done;
+
+static void *
+job(void *arg)
+{
+	char deep[8192];
+
+	/* Touch a good part of the stack, as a pump's decoding may. */
+	memset(deep, (int)(intptr_t)arg, sizeof deep);
+	__asm__ volatile("" : : "r"(deep) : "memory");
+	sem_post(&job_done);
+	return NULL;
+}
+
+/*
+ * A stack size below the system's least (64-bit ARM's glibc refuses a
+ * stack under 128 KiB, x86-64's under 16 KiB) still gives threads: the
+ * pool raises it.  Jobs run, and pool_stop() joins every thread.
+ */
+START_TEST(test_pool_small_stack)
+{
+	struct timespec until;
+	long threads, parked;
+
+	ck_assert_int_eq(sem_init(&job_done, 0, 0), 0);
+	pool_init(4096);
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(pool_run(job, (void *)(intptr_t)(i + 1)), 0);
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 10;
+	for (int i = 0; i < 3; i++) {
+		int r;
+
+		while ((r = sem_timedwait(&job_done, &until)) != 0 &&
+		    errno == EINTR)
+			continue;
+		ck_assert_int_eq(r, 0);
+	}
+	pool_counts(&threads, &parked);
+	ck_assert_int_le(threads, 3);
+	ck_assert_int_eq(pool_stop(10000), 0);
+	pool_counts(&threads, &parked);
+	ck_assert_int_eq(threads, 0);
+	sem_destroy(&job_done);
+}
+END_TEST
+
 Suite *
 relay_suite(void)
 {
 	Suite *s = suite_create("relay");
 	TCase *tc = tcase_create("stats");
+	TCase *pool = tcase_create("pool");
 
 	tcase_add_test(tc, test_fields);
 	tcase_add_test(tc, test_threads);
 	suite_add_tcase(s, tc);
+	tcase_add_test(pool, test_pool_small_stack);
+	suite_add_tcase(s, pool);
 	return s;
 }
