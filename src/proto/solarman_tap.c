@@ -405,14 +405,6 @@ sm_stats(const void *counts, proto_stat_fn *fn, void *arg)
 	fn(arg, "undecodable", atomic_load(&c->undecodable));
 }
 
-/* The outbox writer's half: the frame's event. */
-static json_t *
-sm_build(const uint8_t *body, size_t len, const struct event_meta *m,
-    int64_t *time_ms)
-{
-	return solarman_event(body, len, m, time_ms);
-}
-
 const struct proto_ops proto_solarman = {
 	.name = "solarman",
 	.open = sm_open,
@@ -424,5 +416,5 @@ const struct proto_ops proto_solarman = {
 	.close = sm_close,
 	.counts_size = sizeof(struct sm_counts),
 	.stats = sm_stats,
-	.build = sm_build,
+	.build = solarman_event, /* the outbox writer's half */
 };

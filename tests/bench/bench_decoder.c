@@ -177,6 +177,26 @@ hexval(int c)
 	return -1;
 }
 
+/* fr: the frame of block id, from its hex line of len characters. */
+static void
+hex_frame(const char *path, const char *id, const char *line, size_t len,
+    struct frame *fr)
+{
+	if (len % 2 != 0)
+		fail("%s: block %s: bad hex line", path, id);
+	if ((fr->p = malloc(len / 2)) == NULL)
+		fail("out of memory");
+	for (size_t i = 0; i < len / 2; i++) {
+		int hi = hexval(line[2 * i]), lo = hexval(line[2 * i + 1]);
+
+		if (hi < 0 || lo < 0)
+			fail("%s: block %s: bad hex", path, id);
+		fr->p[i] = (uint8_t)(hi << 4 | lo);
+	}
+	fr->n = len / 2;
+	snprintf(fr->id, sizeof fr->id, "%s", id);
+}
+
 /* The blocks whose verify-result is OK (or ALL FRAMES OK): id and bytes. */
 static void
 load_fixtures(const char *path)
@@ -202,19 +222,9 @@ load_fixtures(const char *path)
 		} else if (line[0] != '#' && len > 0 && ok) {
 			struct frame *fr = &fix[nframes];
 
-			if (nframes == MAX_FRAMES || len % 2 != 0)
-				fail("%s: block %s: bad hex line", path, id);
-			if ((fr->p = malloc(len / 2)) == NULL)
-				fail("out of memory");
-			for (size_t i = 0; i < len / 2; i++) {
-				int hi = hexval(line[2 * i]), lo = hexval(line[2 * i + 1]);
-
-				if (hi < 0 || lo < 0)
-					fail("%s: block %s: bad hex", path, id);
-				fr->p[i] = (uint8_t)(hi << 4 | lo);
-			}
-			fr->n = len / 2;
-			snprintf(fr->id, sizeof fr->id, "%s", id);
+			if (nframes == MAX_FRAMES)
+				fail("%s: block %s: too many frames", path, id);
+			hex_frame(path, id, line, len, fr);
 			nframes++;
 			ok = false;
 		}
@@ -242,17 +252,7 @@ load_block(const char *path, const char *id, struct frame *fr)
 		if (strncmp(line, "# id: ", 6) == 0) {
 			in = strcmp(line + 6, id) == 0;
 		} else if (in && line[0] != '#' && len > 0) {
-			if (len % 2 != 0 || (fr->p = malloc(len / 2)) == NULL)
-				fail("%s: block %s: bad hex line", path, id);
-			for (size_t i = 0; i < len / 2; i++) {
-				int hi = hexval(line[2 * i]), lo = hexval(line[2 * i + 1]);
-
-				if (hi < 0 || lo < 0)
-					fail("%s: block %s: bad hex", path, id);
-				fr->p[i] = (uint8_t)(hi << 4 | lo);
-			}
-			fr->n = len / 2;
-			snprintf(fr->id, sizeof fr->id, "%s", id);
+			hex_frame(path, id, line, len, fr);
 		}
 	}
 	fclose(f);
