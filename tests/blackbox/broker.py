@@ -30,19 +30,11 @@ import subprocess
 import tempfile
 import threading
 
-from harness import wait_for
+from harness import free_port, wait_for
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
 Msg = collections.namedtuple("Msg", "topic payload retain qos")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def _accepts(port):

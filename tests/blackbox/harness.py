@@ -99,6 +99,16 @@ def mount_tmpfs(dir, size):
     return unmount
 
 
+def free_port():
+    """A loopback port nobody listens on now: a connection there is refused
+    (until somebody takes it)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 def wait_for(pred, timeout, step=0.02):
     """Poll pred() until it is true or timeout seconds passed."""
     end = time.monotonic() + timeout * SLOW

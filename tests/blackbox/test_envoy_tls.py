@@ -24,7 +24,8 @@ import urllib.parse
 import warnings
 import zlib
 
-from harness import ROOT, SLOW, Daemon, am_root, read_events, wait_for
+from harness import (ROOT, SLOW, Daemon, am_root, free_port, read_events,
+                     wait_for)
 from test_relay import RelayTest
 
 DATA = os.path.join(ROOT, "tests", "data", "envoy")
@@ -71,14 +72,6 @@ def form_field(form, name):
 def iso(unix):
     return datetime.datetime.fromtimestamp(unix, datetime.timezone.utc) \
         .strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def listening(port):

@@ -4,26 +4,17 @@ what other users of the machine can see of the HEC token and a URL password
 modes, text that must be UTF-8, and the parser's odd bytes."""
 import os
 import signal
-import socket
 import subprocess
 import tempfile
 import unittest
 
-from harness import BIN, SLOW, bin_for_others, Daemon, am_root, privileged, run, wait_for
+from harness import (BIN, SLOW, bin_for_others, Daemon, am_root, free_port,
+                     privileged, run, wait_for)
 from test_relay import RelayTest
 
 TOKEN = "ARGVTOKEN-5f2b1e8c"
 URLPW = "URLPW-SECRET-77"
 NOBODY = 65534
-
-
-def closed_port():
-    """A loopback port nobody listens on: a connection there is refused."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class SecretsTest(RelayTest):
@@ -48,7 +39,7 @@ class SecretsTest(RelayTest):
 
 class TestArgvAndLog(SecretsTest):
     def test_token_and_url_password_wiped_from_argv_and_never_logged(self):
-        port = closed_port()
+        port = free_port()
         url = "http://user:%s@127.0.0.1:%d" % (URLPW, port)
         d = self.daemon("events=none", "deye.upstream=none", "hec.url=" + url,
                         "hec.token=" + TOKEN, "hec.flush_interval=10ms",
@@ -246,14 +237,14 @@ class TestNotDumpable(SecretsTest):
         return os.stat("/proc/%d/status" % p.pid).st_uid
 
     def test_not_dumpable_with_a_token(self):
-        url = "hec.url=http://127.0.0.1:%d" % closed_port()
+        url = "hec.url=http://127.0.0.1:%d" % free_port()
         # Without a secret it stays dumpable: the check can tell them apart.
         p, log, stop = self.start_as_user(url)
         self.assertEqual(self.status_owner(p), self.USER)
         stop()
         self.assertEqual(p.returncode, 0, log())
         for secret in ("hec.token=" + TOKEN,
-                       "hec.url=http://u:%s@127.0.0.1:%d" % (URLPW, closed_port())):
+                       "hec.url=http://u:%s@127.0.0.1:%d" % (URLPW, free_port())):
             p, log, stop = self.start_as_user(url, secret)
             self.assertEqual(self.status_owner(p), 0, log())
             stop()

@@ -12,7 +12,7 @@ import socket
 import time
 import unittest
 
-from harness import SLOW, read_events, recv_all, wait_for
+from harness import SLOW, free_port, read_events, recv_all, wait_for
 from hec_receiver import HecReceiver
 from test_relay import RelayTest
 from test_solarman import FRAMES, TLS
@@ -99,14 +99,6 @@ def get(port, path, method="GET", source=None, headers=None):
         c.close()
 
 
-def closed_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def swallow(c):
     """An upstream that reads to EOF and answers nothing."""
     recv_all(c)
@@ -176,7 +168,7 @@ class TestMetrics(MetricsTest):
         rx = HecReceiver()
         self.addCleanup(rx.close)
         up = self.server(swallow)
-        refusing = closed_port()
+        refusing = free_port()
         t0 = time.time()
         d = self.metrics_daemon(
             "events=events.jsonl", "hec.url=" + rx.url,
@@ -352,7 +344,7 @@ class TestMetrics(MetricsTest):
 
     def test_no_secret_in_the_output(self):
         secrets = ("hec-token-s3cr3t", "urlpass-s3cr3t", "mqtt-pass-s3cr3t")
-        refusing = closed_port()
+        refusing = free_port()
         d = self.metrics_daemon(
             "events=none", "deye.upstream=none", "metrics.stall_after=1s",
             "hec.url=http://user:%s@127.0.0.1:%d" % (secrets[1], refusing),
