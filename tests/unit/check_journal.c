@@ -10,7 +10,6 @@
  */
 #include <check.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
@@ -24,6 +23,7 @@
 #include "conf.h"
 #include "logcap.h"
 #include "stub_clock.h"
+#include "rmtree.h"
 #include "suites.h"
 #include "pipeline/journal.h"
 #include "sinks/sink.h"
@@ -64,15 +64,6 @@ static const struct {
 static char dir[64];
 static long offs[NREC], sizes[NREC];
 static int segno[NREC];
-
-static int
-rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(p);
-}
 
 static void
 open_journal(bool small)
@@ -173,7 +164,7 @@ START_TEST(test_damage)
 	    segno[cases[_i].rec]);
 	ck_assert_int_eq(access(path, F_OK) == 0, cases[_i].copy);
 	journal_close();
-	nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+	rm_tree(dir);
 }
 END_TEST
 
@@ -207,7 +198,7 @@ START_TEST(test_lock)
 	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	conf_free(c);
 	journal_close();
-	nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+	rm_tree(dir);
 }
 END_TEST
 
@@ -221,7 +212,7 @@ new_dir(void)
 static void
 remove_dir(void)
 {
-	nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+	rm_tree(dir);
 }
 
 /* Records from..to-1, published. */

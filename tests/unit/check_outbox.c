@@ -7,7 +7,6 @@
  * a second with the count, checked on the stub clock (stub_clock.c).
  */
 #include <check.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -21,6 +20,7 @@
 #include "event.h"
 #include "logcap.h"
 #include "stub_clock.h"
+#include "rmtree.h"
 #include "suites.h"
 #include "pipeline/journal.h"
 #include "pipeline/outbox.h"
@@ -43,13 +43,6 @@ static struct {
 	bool entered, open;
 } gate = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, -1, false,
     false};
-
-static int
-rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st, (void)flag, (void)ftw;
-	return remove(p);
-}
 
 /* {"id":..,"n":..}, n being the number the test wrote first in the body. */
 static json_t *
@@ -256,7 +249,7 @@ START_TEST(test_full)
 	clock_stub_off();
 	logcap_stop();
 	journal_close();
-	nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+	rm_tree(dir);
 }
 END_TEST
 

@@ -11,7 +11,6 @@
  */
 #include <check.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -26,6 +25,7 @@
 #include "conf.h"
 #include "logcap.h"
 #include "stub_clock.h"
+#include "rmtree.h"
 #include "suites.h"
 #include "pipeline/journal.h"
 #include "sinks/sink.h"
@@ -52,13 +52,6 @@ static struct {
 	int ndelivered;
 	bool stopped;
 } stub = {.lock = PTHREAD_MUTEX_INITIALIZER};
-
-static int
-rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st, (void)flag, (void)ftw;
-	return remove(p);
-}
 
 static int
 recno(const struct journal_rec *r)
@@ -173,7 +166,7 @@ static void
 teardown_journal(void)
 {
 	journal_close();
-	nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+	rm_tree(dir);
 }
 
 static bool
@@ -477,7 +470,7 @@ START_TEST(test_stop_leaves_a_stuck_sink_behind)
 	ck_assert_int_lt(clock_now_ms() - t0, 2000);
 	ck_assert_int_ge(clock_now_ms() - t0, 1000);
 	/* The journal stays open for it: the process ends here. */
-	nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+	rm_tree(dir);
 }
 END_TEST
 

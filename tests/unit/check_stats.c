@@ -5,7 +5,6 @@
  */
 #include <arpa/inet.h>
 #include <check.h>
-#include <ftw.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +15,7 @@
 
 #include "clock.h"
 #include "conf.h"
+#include "rmtree.h"
 #include "suites.h"
 #include "pipeline/journal.h"
 #include "pipeline/worker.h"
@@ -25,15 +25,6 @@
 #include "sinks/sink.h"
 
 static char dir[64];
-
-static int
-rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(p);
-}
 
 static void
 journal_start(void)
@@ -135,7 +126,7 @@ START_TEST(test_journal_backlog)
 	deliver(b, NREC - 2);
 	assert_backlog("b", 0, 0);
 	journal_close();
-	nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+	rm_tree(dir);
 }
 END_TEST
 
@@ -393,7 +384,7 @@ START_TEST(test_envoy_counts)
 	ck_assert_uint_eq(stat_of(tc, "rejected.bad_report"), 0);
 	ck_assert_int_gt(heard_at("999999000001"), 0);
 	tap_counts_free(tc);
-	nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+	rm_tree(dir);
 }
 END_TEST
 
